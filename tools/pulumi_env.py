@@ -1,0 +1,94 @@
+"""The one place that defines how `pulumi` runs for this project: offline and project-local.
+
+make, invoke, the tests and a hand-typed shell all take their environment from here, so a
+`pulumi` typed by hand behaves like the one the tests run. Run as a script it prints `export`
+lines for a shell: `eval "$(.venv/bin/python tools/pulumi_env.py --stack local)"`.
+
+What it sets, and what a user's own setting overrides:
+- PATH: the CLI built by tools/build-pulumi.sh (`.tools/pulumi/bin`) first, when it exists.
+- PULUMI_BACKEND_URL: a file backend in the git-ignored `.pulumi-state/` of the repo, unless
+  the user set one (e.g. `s3://bucket` or `https://api.pulumi.com` when a team shares state).
+- PULUMI_HOME: the git-ignored `.pulumi-home/` of the repo, unless set.
+- update checks and plugin downloads off; credentials stored in plain files.
+
+Passphrase rule: the stacks in LOCAL_STACKS (vastsim, the demo) and the tests' throwaway stacks
+(prefix TEST_STACK_PREFIX) hold no real secret, so they get the fixed LOCAL_PASSPHRASE. Every
+other stack uses the user's own PULUMI_CONFIG_PASSPHRASE / PULUMI_CONFIG_PASSPHRASE_FILE or the
+secrets provider of their backend; without one, pulumi stops and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS_BIN = ROOT / ".tools" / "pulumi" / "bin"
+STATE_DIR = ROOT / ".pulumi-state"
+HOME_DIR = ROOT / ".pulumi-home"
+
+LOCAL_STACKS = frozenset({"local", "demo"})
+TEST_STACK_PREFIX = "test-"
+DEPLOY_LOCAL_PREFIX = "local-"
+# Protects nothing on purpose: local stacks hold no secret.
+LOCAL_PASSPHRASE = "vast-gpu-local-only"
+
+OFFLINE = {
+    "PULUMI_SKIP_UPDATE_CHECK": "true",
+    "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+    "PULUMI_CREDENTIAL_STORE": "plaintext",
+}
+
+
+def is_local_stack(stack: str | None) -> bool:
+    """True for stacks that target vastsim and so may use the fixed passphrase."""
+    if not stack:
+        return False
+    return (
+        stack in LOCAL_STACKS
+        or stack.startswith(TEST_STACK_PREFIX)
+        or stack.startswith(DEPLOY_LOCAL_PREFIX)
+    )
+
+
+def pulumi_env(stack: str | None = None, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment to run `pulumi` with: `base` (default os.environ) plus our settings."""
+    env = dict(os.environ if base is None else base)
+    if TOOLS_BIN.is_dir():
+        env["PATH"] = f"{TOOLS_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("PULUMI_BACKEND_URL", STATE_DIR.as_uri())
+    env.setdefault("PULUMI_HOME", str(HOME_DIR))
+    env.update(OFFLINE)
+    has_passphrase = "PULUMI_CONFIG_PASSPHRASE" in env or "PULUMI_CONFIG_PASSPHRASE_FILE" in env
+    if is_local_stack(stack) and not has_passphrase:
+        env["PULUMI_CONFIG_PASSPHRASE"] = LOCAL_PASSPHRASE
+    if env["PULUMI_BACKEND_URL"] == STATE_DIR.as_uri():
+        STATE_DIR.mkdir(exist_ok=True)
+    return env
+
+
+def shell_exports(stack: str | None = None) -> str:
+    """`export` lines for what pulumi_env() adds or changes."""
+    env = pulumi_env(stack)
+    changed = {k: v for k, v in env.items() if os.environ.get(k) != v}
+    return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in sorted(changed.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description="Print the shell exports that make `pulumi` run offline and project-local.",
+        epilog='Use: eval "$(.venv/bin/python tools/pulumi_env.py --stack local)"',
+    )
+    parser.add_argument(
+        "--stack",
+        help="stack you will work on; local stacks (local, demo, test-*, local-*) get the fixed "
+        "passphrase, others need your own PULUMI_CONFIG_PASSPHRASE",
+    )
+    print(shell_exports(parser.parse_args().stack))
+
+
+if __name__ == "__main__":
+    main()
