@@ -1,0 +1,62 @@
+"""The project's pulumi environment: offline, project-local, and the passphrase rule."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tools import pulumi_env as pe
+
+CLEAN = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
+
+
+@pytest.mark.parametrize("stack", ["local", "demo", "test-smoke-1", "local-job-20261128"])
+def test_local_stacks_get_the_fixed_passphrase(stack: str) -> None:
+    assert pe.pulumi_env(stack, CLEAN)["PULUMI_CONFIG_PASSPHRASE"] == pe.LOCAL_PASSPHRASE
+
+
+@pytest.mark.parametrize("stack", [None, "exp-llama", "prod", "localhost"])
+def test_real_stacks_never_get_the_fixed_passphrase(stack: str | None) -> None:
+    assert "PULUMI_CONFIG_PASSPHRASE" not in pe.pulumi_env(stack, CLEAN)
+
+
+def test_users_own_passphrase_wins_even_on_local_stacks() -> None:
+    env = pe.pulumi_env("local", {**CLEAN, "PULUMI_CONFIG_PASSPHRASE_FILE": "/secret"})
+    assert "PULUMI_CONFIG_PASSPHRASE" not in env
+    assert env["PULUMI_CONFIG_PASSPHRASE_FILE"] == "/secret"
+
+
+def test_defaults_are_offline_and_project_local() -> None:
+    env = pe.pulumi_env("exp", CLEAN)
+    assert env["PULUMI_BACKEND_URL"] == pe.STATE_DIR.as_uri()
+    assert env["PULUMI_HOME"] == str(pe.HOME_DIR)
+    assert env["PULUMI_SKIP_UPDATE_CHECK"] == "true"
+    assert env["PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"] == "true"
+
+
+def test_users_backend_and_home_are_kept() -> None:
+    env = pe.pulumi_env("exp", {**CLEAN, "PULUMI_BACKEND_URL": "s3://team", "PULUMI_HOME": "/h"})
+    assert env["PULUMI_BACKEND_URL"] == "s3://team"
+    assert env["PULUMI_HOME"] == "/h"
+
+
+def test_built_cli_comes_first_on_path() -> None:
+    env = pe.pulumi_env(None, CLEAN)
+    if pe.TOOLS_BIN.is_dir():
+        assert env["PATH"].split(":")[0] == str(pe.TOOLS_BIN)
+    else:
+        assert env["PATH"] == CLEAN["PATH"]
+
+
+def test_script_prints_exports_a_shell_can_eval() -> None:
+    out = subprocess.run(
+        [sys.executable, str(pe.ROOT / "tools" / "pulumi_env.py"), "--stack", "local"],
+        capture_output=True, text=True, check=True, env=CLEAN,
+    ).stdout
+    shell = subprocess.run(
+        ["bash", "-c", f'{out}\necho "$PULUMI_BACKEND_URL|$PULUMI_CONFIG_PASSPHRASE"'],
+        capture_output=True, text=True, check=True, env=CLEAN,
+    ).stdout.strip()
+    assert shell == f"{pe.STATE_DIR.as_uri()}|{pe.LOCAL_PASSPHRASE}"
