@@ -30,7 +30,7 @@ from pulumi.dynamic import (
 from pulumi.runtime.rpc import UNKNOWN
 
 from providers.api import VastClient
-from providers.errors import VastError
+from providers.errors import ConfigError, VastError
 from providers.lifecycle import Lifecycle, full_label, resource_tag, ssh_endpoint
 from providers.settings import STACK_API_KEY, STACK_API_URL, load_api_key, load_api_url
 from providers.stack import (
@@ -89,6 +89,11 @@ class VastInstanceProvider(ResourceProvider):
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures = [CheckFailure(key, reason) for key, reason in validate_inputs(news)]
+        try:  # no API call here: only whether a key and a URL can be found at all
+            load_api_key(self._stack_key)
+            load_api_url(self._stack_url)
+        except ConfigError as exc:
+            failures.append(CheckFailure(exc.key, str(exc)))
         if not failures and news.get("sshPublicKey") != UNKNOWN:
             try:
                 pair = find_key_pair(news.get("sshPublicKey"), Path.home() / ".ssh")

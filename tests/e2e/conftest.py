@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,21 +12,78 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.pulumi_cli import PulumiCli, pulumi_available
+from vastsim.testing import VastSim
 
 PROGRAMS = Path(__file__).parent / "programs"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def require_pulumi() -> None:
+    if not pulumi_available():
+        if os.environ.get("CI") == "true":
+            pytest.fail("pulumi CLI not found: run `make setup` (tools/build-pulumi.sh)")
+        pytest.skip("pulumi CLI not built yet: run `make setup`")
+
+
+def project_copy(dest: Path) -> Path:
+    """The real program (root __main__.py) in a private dir, so tests never write stacks/."""
+    dest.mkdir()
+    (dest / "Pulumi.yaml").write_text(
+        "name: vast-gpu\n"
+        "runtime:\n  name: python\n  options:\n    toolchain: pip\n"
+        f"    virtualenv: {ROOT / '.venv'}\n"
+        "stackConfigDir: stacks\n"
+    )
+    shutil.copy(ROOT / "__main__.py", dest / "__main__.py")
+    return dest
 
 
 @pytest.fixture
 def smoke_stack(tmp_path: Path) -> Iterator[PulumiCli]:
     """A throwaway stack of the smoke program on a file backend in tmp_path; removed after."""
-    if not pulumi_available():
-        if os.environ.get("CI") == "true":
-            pytest.fail("pulumi CLI not found: run `make setup` (tools/build-pulumi.sh)")
-        pytest.skip("pulumi CLI not built yet: run `make setup`")
+    require_pulumi()
     backend = tmp_path / "state"
     backend.mkdir()
     cli = PulumiCli(PROGRAMS / "smoke", f"test-smoke-{uuid.uuid4().hex[:8]}", backend, {})
     cli.run_raw("stack", "init", cli.stack, "--non-interactive")
+    yield cli
+    cli.run("destroy", "--yes", "--non-interactive", check=False)
+    cli.run_raw("stack", "rm", cli.stack, "--yes", "--force", check=False)
+
+
+@pytest.fixture
+def ssh_key(tmp_path: Path) -> Path:
+    """A fresh ed25519 key pair; returns the private key's path (the .pub sits beside it)."""
+    key = tmp_path / "keys" / "id_ed25519"
+    key.parent.mkdir()
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True
+    )
+    return key
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[VastSim]:
+    with VastSim(tmp_path / "vastsim") as running:
+        yield running
+
+
+@pytest.fixture
+def vast_stack(tmp_path: Path, sim: VastSim, ssh_key: Path) -> Iterator[PulumiCli]:
+    """A throwaway stack of the real program against vastsim; destroyed and removed after."""
+    require_pulumi()
+    backend = tmp_path / "state"
+    backend.mkdir()
+    cli = PulumiCli(
+        project_copy(tmp_path / "project"), f"test-vi-{uuid.uuid4().hex[:8]}", backend,
+        {"VAST_URL": sim.url, "VAST_API_KEY": sim.api_key},
+    )
+    cli.run_raw("stack", "init", cli.stack, "--non-interactive")
+    for key, value in {
+        "image": "ghcr.io/coriou/voice-tools:cuda", "sshPublicKey": f"{ssh_key}.pub",
+        "readyTimeout": "30", "disk": "60",
+    }.items():
+        cli.run("config", "set", f"vast-gpu:{key}", value)
     yield cli
     cli.run("destroy", "--yes", "--non-interactive", check=False)
     cli.run_raw("stack", "rm", cli.stack, "--yes", "--force", check=False)

@@ -38,6 +38,21 @@ class PulumiCli:
         """`pulumi ARGS --stack STACK`; pass stack=False-style commands through `run_raw`."""
         return self.run_raw(*args, "--stack", self.stack, check=check, timeout=timeout)
 
+    def attempt(self, *args: str, timeout: float = DEFAULT_TIMEOUT) -> tuple[int, str]:
+        """`pulumi ARGS --stack STACK` that may fail: (exit code, stdout + stderr)."""
+        cmd = ["pulumi", *args, "--stack", self.stack]
+        proc = subprocess.run(
+            cmd, cwd=self.program, env=self.env(), capture_output=True, text=True, timeout=timeout
+        )
+        return proc.returncode, proc.stdout + proc.stderr
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        """`pulumi ARGS --stack STACK` in the background, in its own process group."""
+        return subprocess.Popen(
+            ["pulumi", *args, "--stack", self.stack], cwd=self.program, env=self.env(),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )
+
     def run_raw(self, *args: str, check: bool = True, timeout: float = DEFAULT_TIMEOUT) -> str:
         cmd = ["pulumi", *args]
         proc = subprocess.run(
