@@ -232,7 +232,7 @@ class Lifecycle:
             raise LifecycleError(f"instance {attempt.instance_id} is running but has no SSH port")
         self._wait_ssh(attempt, endpoint, deadline)
         self._progress(f"ssh ready at {endpoint.host}:{endpoint.port}")
-        return self._client.show_instance(attempt.instance_id) or record
+        return record
 
     def _wait_running(self, attempt: _Attempt, deadline: float) -> dict[str, Any]:
         started = self._clock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from remote.ssh import login_probe
+from tests.e2e.conftest import ROOT, project_copy, require_pulumi
 from tests.e2e.pulumi_cli import PulumiCli
 from vastsim.testing import VastSim
 
@@ -197,3 +199,29 @@ def test_api_key_reaches_no_state_log_or_output(
     assert leaks == []
     assert sim.api_key not in out + outputs + state
     assert sim.billing_now() == []
+
+
+def test_example_stack_preview_without_key_says_where_to_put_one(
+    tmp_path: Path, ssh_key: Path, monkeypatch: pytest.MonkeyPatch
+):
+    require_pulumi()
+    for var in ("VAST_API_KEY", "VAST_URL", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    for suffix in ("", ".pub"):
+        shutil.copy(f"{ssh_key}{suffix}", home / ".ssh" / f"id_ed25519{suffix}")
+    project = project_copy(tmp_path / "project")
+    (project / "stacks").mkdir()
+    stack = "example-exp"
+    example = ROOT / "stacks" / "Pulumi.example.yaml"
+    shutil.copy(example, project / "stacks" / f"Pulumi.{stack}.yaml")
+    backend = tmp_path / "state"
+    backend.mkdir()
+    cli = PulumiCli(project, stack, backend, {"HOME": str(home), "PULUMI_CONFIG_PASSPHRASE": "own"})
+    cli.run_raw("stack", "init", stack, "--non-interactive")
+    code, out = cli.attempt("preview", "--non-interactive")
+    assert code != 0
+    assert "no vast.ai API key found" in out
+    assert "pulumi config set --secret vast-gpu:apiKey" in out
+    assert "VAST_API_KEY" in out and ".config/vastai/vast_api_key" in out
