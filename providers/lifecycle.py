@@ -200,10 +200,12 @@ class Lifecycle:
 
     def _search(self, spec: InstanceSpec) -> list[dict[str, Any]]:
         offers = self._client.search_offers(spec.search_body())
+        asked = spec.query
         if spec.max_price is not None:  # the server's filters are best effort
             offers = [o for o in offers if float(o.get("dph_total") or 0) <= spec.max_price]
+            asked += f" at most ${spec.max_price:.3f}/h"
         if not offers:
-            raise NoOfferError(spec.query)
+            raise NoOfferError(asked)
         self._progress(f"search: {len(offers)} offer(s) match; best {describe_offer(offers[0])}")
         return offers
 
