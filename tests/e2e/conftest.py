@@ -63,9 +63,9 @@ def ssh_key(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def sim(tmp_path: Path) -> Iterator[VastSim]:
-    with VastSim(tmp_path / "vastsim") as running:
-        yield running
+def sim(vastsim: VastSim) -> VastSim:
+    """vastsim (tests/conftest.py) under a short name."""
+    return vastsim
 
 
 @pytest.fixture
