@@ -3,16 +3,22 @@
 paramiko's and socket's exceptions are converted in remote/ssh.py and nowhere else::
 
     RemoteError
-    ├── KeyPairError       no usable SSH key pair: .looked_in
-    └── SshError           talking to the instance failed: .host .port
-        ├── ConnectError   refused, reset, timed out, after the retries: .attempts
-        └── AuthRefused    the server refused our key: .key_path
+    ├── KeyPairError         no usable SSH key pair: .looked_in
+    ├── TaskFileError        a bad line in a tasks file: .path .line_no .line
+    ├── UnsafePathError      a remote path that would escape the target: .path .reason
+    └── SshError             talking to the instance failed: .host .port
+        ├── ConnectError     refused, reset, timed out, after the retries: .attempts
+        ├── AuthRefused      the server refused our key
+        ├── HostKeyChanged   the pinned host key differs: .known_hosts
+        └── CommandError     a remote command failed: .command .exit_code .stdout .stderr
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+
+TAIL_LINES = 10
 
 
 class RemoteError(Exception):
@@ -30,18 +36,75 @@ class KeyPairError(RemoteError):
         super().__init__(text)
 
 
+class TaskFileError(RemoteError):
+    """A tasks file line cannot be parsed (bad shell quoting)."""
+
+    def __init__(self, path: str, line_no: int, line: str, reason: str) -> None:
+        self.path = path
+        self.line_no = line_no
+        self.line = line
+        super().__init__(f"{path}:{line_no}: {reason}: {line!r}")
+
+
+class UnsafePathError(RemoteError):
+    """A path from the instance that would land outside the local target."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"refusing remote path {path!r}: {reason}")
+
+
 class SshError(RemoteError):
     """Talking to host:port over SSH failed."""
 
     def __init__(self, host: str, port: int, reason: str) -> None:
         self.host = host
         self.port = port
+        self.reason = reason
         super().__init__(f"ssh {host}:{port}: {reason}")
 
 
 class ConnectError(SshError):
-    """No SSH session could be opened (refused, reset, timeout, bad banner)."""
+    """No SSH session could be opened (refused, reset, timeout, bad banner), retries spent."""
+
+    def __init__(self, host: str, port: int, reason: str, attempts: int = 1) -> None:
+        self.attempts = attempts
+        super().__init__(host, port, reason)
+        if attempts > 1:
+            self.args = (f"{self.args[0]} (after {attempts} attempts)",)
 
 
 class AuthRefused(SshError):
     """The server answered but refused our key."""
+
+
+class HostKeyChanged(SshError):
+    """The host key differs from the one pinned for this stack's instance."""
+
+    def __init__(self, host: str, port: int, known_hosts: Path, seen: str, pinned: str) -> None:
+        self.known_hosts = known_hosts
+        super().__init__(
+            host, port,
+            f"host key changed: pinned {pinned}, now {seen}. Another machine may answer at "
+            "this address (the instance was replaced?) or someone is in the middle. If you "
+            f"replaced the instance on purpose, delete {known_hosts} and retry.",
+        )
+
+
+class CommandError(SshError):
+    """A remote command exited non-zero; the message has the command, code and output tails."""
+
+    def __init__(
+        self, host: str, port: int, command: str, exit_code: int, stdout: str, stderr: str
+    ) -> None:
+        self.command = command
+        self.exit_code = exit_code
+        self.stdout = stdout
+        self.stderr = stderr
+        parts = [f"`{command}` exited {exit_code}"]
+        for name, text in (("stdout", stdout), ("stderr", stderr)):
+            tail = text.strip().splitlines()[-TAIL_LINES:]
+            if tail:
+                parts.append(f"last {len(tail)} line(s) of {name}:\n  " + "\n  ".join(tail))
+        super().__init__(host, port, "\n".join(parts))
