@@ -60,7 +60,7 @@ if [ ! -f go.mod ] || ! grep -q "$CLI_PKG" go.mod; then
 fi
 FLAGS=(-trimpath -tags osusergo,grpcnotrace)
 if ! cli_ok; then
-  log "compiling pulumi $PULUMI_VERSION (a cold build takes 10-30 min on 2 cores; progress is quiet)"
+  log "compiling pulumi $PULUMI_VERSION (about 5 min cold on 2 cores; quiet meanwhile)"
   go build "${FLAGS[@]}" -ldflags "-s -w -X $SDK_MOD/go/common/version.Version=$PULUMI_VERSION" \
     -o "$BIN/pulumi.partial" "$CLI_PKG"
   mv "$BIN/pulumi.partial" "$BIN/pulumi"
