@@ -6,11 +6,15 @@ paramiko's and socket's exceptions are converted in remote/ssh.py and nowhere el
     ├── KeyPairError         no usable SSH key pair: .looked_in
     ├── TaskFileError        a bad line in a tasks file: .path .line_no .line
     ├── UnsafePathError      a remote path that would escape the target: .path .reason
+    ├── SyncSourceError      the local tree to sync cannot be listed or read: .path
     └── SshError             talking to the instance failed: .host .port
         ├── ConnectError     refused, reset, timed out, after the retries: .attempts
         ├── AuthRefused      the server refused our key
         ├── HostKeyChanged   the pinned host key differs: .known_hosts
-        └── CommandError     a remote command failed: .command .exit_code .stdout .stderr
+        ├── CommandError     a remote command failed: .command .exit_code .stdout .stderr
+        ├── TaskDisconnected the connection dropped while a batch task ran: .line .log_path
+        ├── PullError        a download from the instance broke off or came short: .remote_dir
+        └── SyncError        an upload to the instance broke off: .doing (a rerun resumes)
 """
 
 from __future__ import annotations
@@ -108,3 +112,49 @@ class CommandError(SshError):
             if tail:
                 parts.append(f"last {len(tail)} line(s) of {name}:\n  " + "\n  ".join(tail))
         super().__init__(host, port, "\n".join(parts))
+
+
+class SyncSourceError(RemoteError):
+    """The local tree to sync cannot be listed or read (missing, git failed, unreadable)."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot sync {self.path}: {reason}")
+
+
+class SyncError(SshError):
+    """An upload broke off; what was sent is kept, and a rerun sends only the rest."""
+
+    def __init__(self, host: str, port: int, doing: str, reason: str) -> None:
+        self.doing = doing
+        super().__init__(
+            host, port,
+            f"{doing} failed: {reason.rstrip('. ')}. Files already uploaded are kept; rerun the "
+            "sync to resume (only missing or changed files are sent again).",
+        )
+
+
+class TaskDisconnected(SshError):
+    """The connection dropped while a batch task ran; its output so far stays in the log."""
+
+    def __init__(self, host: str, port: int, line: str, log_path: Path, reason: str) -> None:
+        self.line = line
+        self.log_path = log_path
+        super().__init__(
+            host, port,
+            f"connection lost while running task `{line}` ({reason}); the task's state on the "
+            f"instance is unknown; its output so far is in {log_path}",
+        )
+
+
+class PullError(SshError):
+    """A pull broke off or a file came short; files already pulled are kept, a rerun resumes."""
+
+    def __init__(self, host: str, port: int, remote_dir: str, reason: str) -> None:
+        self.remote_dir = remote_dir
+        super().__init__(
+            host, port,
+            f"pull of {remote_dir} failed: {reason}. Files already pulled are kept; rerun the "
+            "pull to fetch the rest.",
+        )

@@ -1,0 +1,38 @@
+"""An interactive shell on the instance, through the system's OpenSSH client.
+
+A terminal session needs a real tty, job control and the user's terminal settings; OpenSSH
+does all of that, so we hand over to it with the same key and the same pinned host key file
+(paramiko writes it in OpenSSH's format).
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+
+from remote.errors import RemoteError
+from remote.ssh import Target
+
+
+def ssh_argv(target: Target, remote_command: str | None = None, *, tty: bool = True) -> list[str]:
+    argv = [
+        "ssh", "-p", str(target.port), "-i", str(target.key_path),
+        "-o", f"UserKnownHostsFile={target.known_hosts}", "-o", "StrictHostKeyChecking=accept-new",
+        "-o", "IdentitiesOnly=yes", "-o", "ServerAliveInterval=15",
+    ]
+    if tty:
+        argv.append("-t")
+    argv.append(f"{target.user}@{target.host}")
+    if remote_command:
+        argv.append(remote_command)
+    return argv
+
+
+def interactive_shell(target: Target, app_dir: str) -> int:
+    """Open a login shell in app_dir; returns the shell's exit code."""
+    if shutil.which("ssh") is None:
+        raise RemoteError("a shell needs the OpenSSH client: apt-get install openssh-client")
+    target.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+    command = f"cd {shlex.quote(app_dir)} && exec \"${{SHELL:-/bin/bash}}\" -l"
+    return subprocess.call(ssh_argv(target, command))
