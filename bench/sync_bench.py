@@ -25,8 +25,9 @@ from pathlib import Path
 from providers.api import VastClient
 from providers.lifecycle import InstanceSpec, Lifecycle, ssh_endpoint
 from providers.settings import DEFAULT_ORDER, DEFAULT_QUERY
+from remote.openssh import rsync_rsh
 from remote.ssh import Connection, Target, login_probe
-from remote.sync import ssh_argv, sync
+from remote.sync import sync
 from vastsim.testing import VastSim
 
 METHODS = ("auto", "tar-ssh", "tar-paramiko", "rsync")
@@ -99,7 +100,7 @@ def run_bench(target: Target, src: Path, made: list[Path],
     times: dict[str, dict[str, list[float]]] = {
         m: {s: [] for s in SCENARIOS} for m in (*METHODS, "rsync -a")}
     dest = {m: f"/app/bench-{m.replace(' ', '')}" for m in times}
-    rsync_cmd = ["rsync", "-a", "--exclude=.git", "-e", shlex.join(ssh_argv(target))]
+    rsync_cmd = ["rsync", "-a", "--exclude=.git", "-e", rsync_rsh(target)]
 
     def ours(method: str) -> None:
         with Connection(target) as conn:

@@ -12,21 +12,8 @@ import shutil
 import subprocess
 
 from remote.errors import RemoteError
+from remote.openssh import ssh_argv
 from remote.ssh import Target
-
-
-def ssh_argv(target: Target, remote_command: str | None = None, *, tty: bool = True) -> list[str]:
-    argv = [
-        "ssh", "-p", str(target.port), "-i", str(target.key_path),
-        "-o", f"UserKnownHostsFile={target.known_hosts}", "-o", "StrictHostKeyChecking=accept-new",
-        "-o", "IdentitiesOnly=yes", "-o", "ServerAliveInterval=15",
-    ]
-    if tty:
-        argv.append("-t")
-    argv.append(f"{target.user}@{target.host}")
-    if remote_command:
-        argv.append(remote_command)
-    return argv
 
 
 def interactive_shell(target: Target, app_dir: str) -> int:
@@ -35,4 +22,4 @@ def interactive_shell(target: Target, app_dir: str) -> int:
         raise RemoteError("a shell needs the OpenSSH client: apt-get install openssh-client")
     target.known_hosts.parent.mkdir(parents=True, exist_ok=True)
     command = f"cd {shlex.quote(app_dir)} && exec \"${{SHELL:-/bin/bash}}\" -l"
-    return subprocess.call(ssh_argv(target, command))
+    return subprocess.call(ssh_argv(target, command, tty=True, accept_new=True))

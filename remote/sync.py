@@ -48,6 +48,7 @@ from typing import IO, TextIO
 import paramiko
 
 from remote.errors import SshError, SyncError, SyncSourceError
+from remote.openssh import rsync_rsh, ssh_argv
 from remote.progress import Progress
 from remote.ssh import Connection, Target, ssh_errors
 
@@ -694,27 +695,9 @@ class _ChannelWriter:
         return len(data)
 
 
-def ssh_argv(t: Target) -> list[str]:
-    """The system ssh client, logging in like Connection: our key only, the host key pinned
-    in the same known_hosts file (paramiko writes it as ``[host]:port type key``, which
-    OpenSSH reads), never asking anything."""
-    return [
-        "ssh", "-F", "/dev/null", "-p", str(t.port), "-i", str(t.key_path), "-l", t.user,
-        "-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={_ssh_quote(t.known_hosts)}",
-        "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
-        "-o", "UpdateHostKeys=no", "-o", "BatchMode=yes", "-o", "ConnectTimeout=15",
-        "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4", "-o", "LogLevel=ERROR",
-    ]
-
-
-def _ssh_quote(path: Path) -> str:
-    text = str(path)
-    return f'"{text}"' if any(c.isspace() for c in text) else text
-
-
 def _upload_tar_ssh(t: Target, src: Path, dest: str, files: list[LocalFile],
                     progress: Progress | None, doing: str) -> None:
-    argv = [*ssh_argv(t), t.host, _tar_command(dest)]
+    argv = ssh_argv(t, _tar_command(dest))
     _run_local(t, argv, doing, lambda stdin: write_tar(stdin, src, files, progress))
 
 
@@ -722,7 +705,7 @@ def _upload_rsync(t: Target, src: Path, dest: str, files: list[LocalFile],
                   progress: Progress | None, doing: str) -> None:
     argv = [
         "rsync", "-lpt", "--omit-dir-times", "--from0", "--files-from=-", "--protect-args",
-        "--out-format=%i %l", "-e", shlex.join(ssh_argv(t)),
+        "--out-format=%i %l", "-e", rsync_rsh(t),
         f"{src}/", f"{t.user}@{_rsync_host(t.host)}:{dest}/",
     ]
     listing = b"".join(f.path.encode(FS_ENCODING, FS_ERRORS) + b"\0" for f in files)

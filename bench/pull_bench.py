@@ -1,0 +1,143 @@
+"""How fast `inv pull` is next to `rsync -a` and `scp -r` over the same sshd, on the same data.
+
+Run: ``.venv/bin/python -m bench.pull_bench [--mb 1024] [--small 200] [--runs 1]``. It starts a
+vastsim, rents one instance, fills its /work with one big random file plus small files, then
+for each method pulls /work into an empty local dir and times it: our pull (system ssh, and
+the paramiko fallback), ``rsync -a`` and ``scp -r`` with the same ssh options, and a raw
+``ssh cat`` of the big file as the limit of the link. Every time includes starting the
+connection (our paramiko connect as well as ssh's). Dirty pages are flushed before each timing
+and the order of the methods rotates from run to run. The median of the runs is printed with
+MB/s and the ratio to rsync. Local copies are deleted after each run; the instance and vastsim
+at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from providers.api import VastClient
+from providers.lifecycle import InstanceSpec, Lifecycle, ssh_endpoint
+from providers.settings import DEFAULT_ORDER, DEFAULT_QUERY
+from remote.openssh import rsync_rsh, ssh_argv, ssh_options
+from remote.pull import pull
+from remote.ssh import Connection, Target, login_probe
+from vastsim.testing import VastSim
+
+MB = 1_000_000
+
+
+def rent(sim: VastSim, key: Path, known_hosts: Path) -> tuple[Lifecycle, int, str, Target]:
+    client = VastClient(sim.url, sim.api_key)
+    lifecycle = Lifecycle(client, progress=lambda _line: None,
+                          ssh_probe=lambda h, p: login_probe(h, p, key))
+    tag = "vast-gpu:bench/pull"
+    spec = InstanceSpec(image="bench", disk_gb=60, query=DEFAULT_QUERY, order=DEFAULT_ORDER,
+                        tag=tag, ssh_public_key=key.with_suffix(".pub").read_text(),
+                        ready_timeout_s=60, max_attempts=1)
+    record = lifecycle.create(spec)
+    end = ssh_endpoint(record)
+    assert end is not None
+    return lifecycle, int(record["id"]), tag, Target(end.host, end.port, key, known_hosts)
+
+
+def fill_work(t: Target, mb: int, small: int) -> int:
+    """One big random file and `small` 4 KB files in 10 dirs; the total bytes."""
+    with Connection(t) as conn:
+        conn.run(f"head -c {mb * 1024 * 1024} /dev/urandom > /work/big.bin && cd /work && "
+                 f"for i in $(seq 1 {small}); do d=small/d$((i % 10)); mkdir -p $d; "
+                 "head -c 4096 /dev/urandom > $d/f$i; done")
+        return int(conn.run("du -sb --apparent-size /work").stdout.split()[0])
+
+
+def methods(t: Target) -> dict[str, Callable[[Path], None]]:
+    rsh = rsync_rsh(t)
+    remote = f"{t.user}@{t.host}:/work"
+
+    def ours(via: str) -> Callable[[Path], None]:
+        def run(dest: Path) -> None:
+            with Connection(t) as conn:
+                result = pull(conn, local_dir=dest, via=via, log=io.StringIO())
+            assert result.via == via and not result.refused, result
+        return run
+
+    def command(argv: list[str], stdout: Path | None = None) -> Callable[[Path], None]:
+        def run(dest: Path) -> None:
+            dest.mkdir(parents=True, exist_ok=True)
+            with open(stdout or "/dev/null", "wb") as out:
+                subprocess.run([a.replace("DEST", str(dest)) for a in argv], check=True,
+                               stdout=out)
+        return run
+
+    def cat(dest: Path) -> None:
+        command(ssh_argv(t, "cat /work/big.bin"), dest / "big.bin")(dest)
+
+    return {
+        "ours (ssh)": ours("ssh"),
+        "ours (paramiko)": ours("paramiko"),
+        "rsync -a": command(["rsync", "-a", "-e", rsh, f"{remote}/", "DEST/"]),
+        "scp -r": command(["scp", "-q", "-r", "-p", *ssh_options(t), "-P", str(t.port),
+                           f"{remote}/.", "DEST/"]),
+        "ssh cat big.bin (limit)": cat,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--mb", type=int, default=1024, help="size of the big file, MiB")
+    parser.add_argument("--small", type=int, default=200, help="number of 4 KB files")
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+    need = 3 * args.mb * 1024 * 1024
+    work = Path(tempfile.mkdtemp(prefix="bench-pull-"))
+    free = shutil.disk_usage(work).free
+    if free < need:
+        raise SystemExit(f"need about {need / MB:.0f} MB free in {work}, have {free / MB:.0f}")
+    key = work / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    try:
+        with VastSim(work / "sim") as sim:
+            lifecycle, instance_id, tag, t = rent(sim, key, work / "known_hosts")
+            try:
+                total = fill_work(t, args.mb, args.small)
+                print(f"/work: {total / MB:.0f} MB ({args.mb} MiB file + {args.small} small "
+                      f"files); {args.runs} run(s) each; sshd {t.host}:{t.port}")
+                runners = methods(t)
+                times: dict[str, list[float]] = {name: [] for name in runners}
+                order = list(runners)
+                for i in range(args.runs):
+                    for name in order[i % len(order):] + order[: i % len(order)]:
+                        os.sync()  # no method pays for the writeback of the one before
+                        dest = work / "dest"
+                        start = time.monotonic()
+                        runners[name](dest)
+                        times[name].append(time.monotonic() - start)
+                        shutil.rmtree(dest)
+            finally:
+                lifecycle.delete(instance_id, tag)
+        report(times, total, args.mb * 1024 * 1024)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report(times: dict[str, list[float]], total: int, big: int) -> None:
+    rsync = statistics.median(times["rsync -a"])
+    rsync_rate = total / rsync
+    print(f"{'method':<26}{'seconds':>9}{'MB/s':>9}{'vs rsync':>10}")
+    for name, runs in times.items():
+        seconds = statistics.median(runs)
+        nbytes = big if "cat" in name else total
+        rate = nbytes / seconds
+        print(f"{name:<26}{seconds:>9.2f}{rate / MB:>9.0f}{rate / rsync_rate:>9.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,349 @@
+"""Run a batch of task lines on the instance: `./run-direct <line>` in the app dir, one by one.
+
+Output streams live, line by line, with a `[2/5 sine] ` prefix (stderr lines `[2/5 sine:err] `);
+every task's output goes to `logs_dir/NN-<slug>.log` and its exit code and duration to
+`logs_dir/summary.json` (rewritten after each task, so an interrupted batch keeps its record).
+A failing task warns and the batch goes on; a summary table ends it. The line goes to the
+remote shell as written (`./run-direct <line>`), so quoting, `$VAR` and globs mean there what
+they mean in a terminal; the task's stdin is closed.
+
+Ctrl-C must not leave the task running on a machine billed by the hour. sshd makes each session
+its own session and process group (session.c calls setsid), so the remote shell's `$$` names
+the group; it is written to a pid file first, and on interrupt a second channel sends TERM to
+the group (and session), waits a short grace, then KILL. A task that starts its own session
+(setsid, start_new_session=True) escapes the group; that is the one thing this cannot stop.
+KeyboardInterrupt is re-raised once the task is stopped and the summary written.
+
+A connection that drops mid-task ends the batch with TaskDisconnected (task line, host:port,
+log path): without the connection the task's fate on the instance is unknown.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import select
+import shlex
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, TextIO
+
+import paramiko
+
+from remote.errors import SshError, TaskDisconnected, TaskFileError
+from remote.ssh import Connection
+
+RUNNER = "./run-direct"
+KILL_GRACE_S = 3.0
+PIDFILE_WAIT_S = 3.0
+POLL_S = 0.2
+SLUG_MAX = 32
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task line, kept exactly as written: the remote shell parses it, so the user's quoting
+    means there what it means in a terminal."""
+
+    line: str
+    line_no: int
+
+    @property
+    def slug(self) -> str:
+        """A short file- and prefix-safe name: the first word's basename."""
+        words = shlex.split(self.line)
+        first = words[0].rstrip("/").rsplit("/", 1)[-1] if words else ""
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", first).strip("._")[:SLUG_MAX]
+        return slug or "task"
+
+
+@dataclass
+class TaskResult:
+    task: Task
+    index: int
+    """1-based position in the batch."""
+    exit_code: int | None
+    """None when the task did not finish (interrupted, connection lost); -1 for a signal."""
+    duration_s: float
+    log_path: Path
+    status: str
+    """"ok", "failed", "interrupted" or "disconnected"."""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "index": self.index, "line": self.task.line, "line_no": self.task.line_no,
+            "exit_code": self.exit_code, "duration_s": round(self.duration_s, 3),
+            "status": self.status, "log": self.log_path.name,
+        }
+
+
+@dataclass
+class BatchResult:
+    results: list[TaskResult] = field(default_factory=list)
+    logs_dir: Path | None = None
+    total: int = 0
+    """Tasks in the batch; more than len(results) when it was stopped early."""
+
+    @property
+    def failed(self) -> int:
+        """Tasks that ran and did not succeed."""
+        return sum(1 for r in self.results if not r.ok)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and len(self.results) == self.total
+
+
+def parse_tasks(text: str, path: str = "<tasks>") -> list[Task]:
+    """One task per line; blank lines and lines starting with `#` skipped. Each line must split
+    as shell words (balanced quotes), so a typo fails here, naming the line, not on the GPU."""
+    tasks = []
+    for line_no, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            raise TaskFileError(path, line_no, line, f"bad shell quoting ({exc})") from exc
+        if not words:
+            raise TaskFileError(path, line_no, line, "no words in the line")
+        tasks.append(Task(line, line_no))
+    return tasks
+
+
+def task_from_argv(argv: Sequence[str]) -> Task:
+    """`inv run -- a b c`: one task, its words quoted so the remote shell sees them unchanged."""
+    if not argv:
+        raise ValueError("task_from_argv: empty argv")
+    return Task(shlex.join(argv), 1)
+
+
+def run_batch(
+    conn: Connection, tasks: Sequence[Task], *, app_dir: str = "/app", logs_dir: Path,
+    out: TextIO = sys.stdout,
+) -> BatchResult:
+    """Run every task, whatever the others did; see the module docstring for the output, logs,
+    and what Ctrl-C and a dropped connection do."""
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    batch = BatchResult(logs_dir=logs_dir, total=len(tasks))
+    width = max(2, len(str(len(tasks))))
+    run_id = uuid.uuid4().hex[:12]
+    try:
+        for index, task in enumerate(tasks, start=1):
+            log_path = logs_dir / f"{index:0{width}d}-{task.slug}.log"
+            pidfile = f"/tmp/vast-gpu-batch-{run_id}-{index}.pid"
+            runner = _TaskRun(conn, task, index, len(tasks), app_dir, pidfile, log_path, out)
+            try:
+                result = runner.run()
+            finally:
+                if runner.result is not None:
+                    batch.results.append(runner.result)
+                    _write_summary(batch)
+            if not result.ok:
+                how = ("killed by a signal" if result.exit_code == -1
+                       else f"exit {result.exit_code}")
+                out.write(f"warning: task {index}/{len(tasks)} failed ({how}): {task.line}\n"
+                          f"  log: {log_path}\n")
+                out.flush()
+    except KeyboardInterrupt:
+        out.write("\ninterrupted: the remote task was stopped\n")
+        print_summary(batch, out)
+        raise
+    except TaskDisconnected as exc:
+        out.write(f"\nerror: {exc}\n")
+        print_summary(batch, out)
+        raise
+    print_summary(batch, out)
+    return batch
+
+
+class _TaskRun:
+    """One task's channel: stream, log, and on Ctrl-C stop the remote process group."""
+
+    def __init__(
+        self, conn: Connection, task: Task, index: int, total: int, app_dir: str, pidfile: str,
+        log_path: Path, out: TextIO,
+    ) -> None:
+        self.conn = conn
+        self.task = task
+        self.index = index
+        self.pidfile = pidfile
+        self.log_path = log_path
+        self.out = out
+        self.app_dir = app_dir
+        tag = f"{index}/{total} {task.slug}"
+        self.prefixes = (f"[{tag}] ", f"[{tag}:err] ")
+        self.result: TaskResult | None = None
+
+    def command(self) -> str:
+        """Record the group id, run the line in app_dir, drop the pid file. Newlines, not `;`,
+        separate the steps, so a `# comment` at the end of the user's line stays harmless."""
+        pid = shlex.quote(self.pidfile)
+        return (
+            f"echo $$ > {pid}\n"
+            f"cd {shlex.quote(self.app_dir)} || exit 127\n"
+            f"{RUNNER} {self.task.line}\n"
+            f"rc=$?\nrm -f {pid}\nexit $rc"
+        )
+
+    def run(self) -> TaskResult:
+        start = time.monotonic()
+        self.out.write(f"{self.prefixes[0]}$ {RUNNER} {self.task.line}\n")
+        with self.log_path.open("wb") as log:
+            lines = _Lines(self.out, log, self.prefixes)
+            channel: paramiko.Channel | None = None
+            try:
+                channel = self.conn.open_channel(self.command())
+                channel.shutdown_write()  # the task reads EOF, never our terminal
+                self._pump(channel, lines)
+                lines.flush()
+                if self._alive():
+                    channel.recv_exit_status()  # returns on exit-status, close or a dead link
+                if channel.exit_status == -1 and not self._alive():
+                    raise SshError(self.conn.target.host, self.conn.target.port,
+                                   "connection lost")
+            except KeyboardInterrupt:
+                lines.flush()
+                self.result = self._result(None, start, "interrupted")
+                self.stop_remote()
+                raise
+            except SshError as exc:
+                lines.flush()
+                self.result = self._result(None, start, "disconnected")
+                t = self.conn.target
+                raise TaskDisconnected(t.host, t.port, self.task.line, self.log_path,
+                                       exc.reason) from exc
+            finally:
+                if channel is not None:
+                    channel.close()
+        code = channel.exit_status  # -1: killed by a signal (sshd sent exit-signal)
+        self.result = self._result(code, start, "ok" if code == 0 else "failed")
+        return self.result
+
+    def _alive(self) -> bool:
+        transport = self.conn.client.get_transport()
+        return transport is not None and transport.is_active()
+
+    def _result(self, exit_code: int | None, start: float, status: str) -> TaskResult:
+        return TaskResult(
+            self.task, self.index, exit_code, time.monotonic() - start, self.log_path, status
+        )
+
+    def _pump(self, channel: paramiko.Channel, lines: _Lines) -> None:
+        """Copy both streams until EOF (sshd sends it once every writer closed the pipes). A
+        select with a timeout keeps Ctrl-C responsive and lets us notice a dead transport."""
+        while True:
+            select.select([channel], [], [], POLL_S)
+            while channel.recv_ready():
+                lines.feed(0, channel.recv(65536))
+            while channel.recv_stderr_ready():
+                lines.feed(1, channel.recv_stderr(65536))
+            if channel.recv_ready() or channel.recv_stderr_ready():
+                continue
+            if channel.eof_received or channel.closed or not self._alive():
+                return
+
+    def stop_remote(self) -> None:
+        """TERM the task's process group and session, a short grace, then KILL; over a fresh
+        channel on the same connection. Waits a moment for the pid file: Ctrl-C can land
+        between the exec request and the shell writing it."""
+        pid = shlex.quote(self.pidfile)
+        script = f"""
+end=$(( $(date +%s) + {int(PIDFILE_WAIT_S)} ))
+while [ ! -s {pid} ] && [ $(date +%s) -lt $end ]; do sleep 0.05; done
+[ -s {pid} ] || exit 0
+g=$(cat {pid})
+alive() {{
+  kill -0 -$g 2>/dev/null && return 0
+  command -v pgrep >/dev/null && pgrep -s $g >/dev/null
+}}
+sig() {{
+  kill -$1 -$g 2>/dev/null
+  command -v pkill >/dev/null && pkill -$1 -s $g
+  true
+}}
+sig TERM
+end=$(( $(date +%s) + {int(KILL_GRACE_S)} ))
+while alive && [ $(date +%s) -lt $end ]; do sleep 0.1; done
+alive && sig KILL
+rm -f {pid}
+exit 0
+"""
+        try:
+            self.conn.run(script, check=False, timeout=PIDFILE_WAIT_S + KILL_GRACE_S + 15)
+        except SshError as exc:
+            self.out.write(f"warning: could not stop the remote task ({exc}); it may still run\n")
+
+
+class _Lines:
+    """Split two byte streams into lines; each line goes to `out` with its stream's prefix and
+    to the log as it arrived. `\\r` ends a line too, so progress bars show while they run."""
+
+    def __init__(self, out: TextIO, log: BinaryIO, prefixes: tuple[str, str]) -> None:
+        self.out = out
+        self.log = log
+        self.prefixes = prefixes
+        self.partial = [b"", b""]
+
+    def feed(self, stream: int, data: bytes) -> None:
+        buf, hold = self.partial[stream] + data, b""
+        if buf.endswith(b"\r"):  # maybe half of a \r\n: decide with the next chunk
+            buf, hold = buf[:-1], b"\r"
+        *complete, rest = re.split(rb"\r\n|\r|\n", buf)
+        self.partial[stream] = rest + hold
+        for line in complete:
+            self._emit(stream, line)
+        if complete:
+            self.out.flush()
+
+    def flush(self) -> None:
+        for stream in (0, 1):
+            rest = self.partial[stream].rstrip(b"\r")
+            if rest:
+                self._emit(stream, rest)
+            self.partial[stream] = b""
+        self.out.flush()
+
+    def _emit(self, stream: int, line: bytes) -> None:
+        self.log.write(line + b"\n")
+        self.out.write(self.prefixes[stream] + line.decode(errors="replace") + "\n")
+
+
+def _write_summary(batch: BatchResult) -> None:
+    assert batch.logs_dir is not None
+    data = {"total": batch.total, "failed": batch.failed,
+            "tasks": [r.to_json() for r in batch.results]}
+    tmp = batch.logs_dir / "summary.json.tmp"
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(batch.logs_dir / "summary.json")
+
+
+def print_summary(batch: BatchResult, out: TextIO) -> None:
+    """A table: task, exit code, duration, status; then the counts."""
+    rows = [("#", "task", "exit", "time", "status")]
+    for r in batch.results:
+        code = "-" if r.exit_code is None else str(r.exit_code)
+        rows.append((str(r.index), _clip(r.task.line, 50), code, f"{r.duration_s:.1f}s", r.status))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    out.write("\n")
+    for row in rows:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        out.write("\n")
+    not_run = batch.total - len(batch.results)
+    tail = f", {not_run} not run" if not_run else ""
+    out.write(f"{len(batch.results) - batch.failed} ok, {batch.failed} failed{tail}; "
+              f"logs in {batch.logs_dir}\n")
+    out.flush()
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

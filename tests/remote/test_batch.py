@@ -1,0 +1,229 @@
+"""remote.batch: task-file parsing (pure), and batches against a vastsim instance's real sshd."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from remote.batch import Task, parse_tasks, run_batch, task_from_argv
+from remote.errors import TaskDisconnected, TaskFileError
+from remote.ssh import Connection, Target
+from vastsim.testing import VastSim
+
+ROOT = Path(__file__).resolve().parents[2]
+
+RUN_DIRECT = """#!/bin/sh
+# test stand-in for the app's run-direct: behaves according to its first argument
+name=$1; shift
+case "$name" in
+  args) for a in "$@"; do echo "arg=[$a]"; done ;;
+  fail) echo "about to fail"; echo "bad thing" >&2; exit 3 ;;
+  slow) echo first; sleep 1.5; echo second ;;
+  hang) echo hanging; sleep 1000 & sleep 1001; wait ;;
+  *) echo "ran $name $*" ;;
+esac
+"""
+
+
+def upload_run_direct(conn: Connection, script: str = RUN_DIRECT) -> None:
+    conn.run("cat > /app/run-direct && chmod +x /app/run-direct", stdin=script.encode())
+
+
+class StampedWriter:
+    """A text stream that remembers when each piece was written."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[float, str]] = []
+        self.changed = threading.Condition()
+
+    def write(self, text: str) -> int:
+        with self.changed:
+            self.writes.append((time.monotonic(), text))
+            self.changed.notify_all()
+        return len(text)
+
+    def wait_for(self, needle: str, timeout: float) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: needle in self.text(), timeout)
+
+    def flush(self) -> None:
+        pass
+
+    def text(self) -> str:
+        return "".join(t for _, t in self.writes)
+
+    def first(self, needle: str) -> float:
+        return next(at for at, t in self.writes if needle in t)
+
+
+# --- parsing (pure) -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("a\nb c\n", [("a", 1), ("b c", 2)]),
+    ("# comment\n\n   \n  # indented comment\nrun 1\n", [("run 1", 5)]),
+    ("  spaced  out  \n", [("spaced  out", 1)]),
+    ("train --name 'a b' --x \"c d\"\n", [("train --name 'a b' --x \"c d\"", 1)]),
+    ("a # trailing comment stays\n", [("a # trailing comment stays", 1)]),
+    ("x\r\ny\r\n", [("x", 1), ("y", 2)]),
+    ("", []),
+])
+def test_parse_tasks(text: str, expected: list[tuple[str, int]]) -> None:
+    assert [(t.line, t.line_no) for t in parse_tasks(text)] == expected
+
+
+@pytest.mark.parametrize(("text", "bad_line"), [
+    ("ok\nrun 'unclosed\n", 2),
+    ("# c\n\nrun \"half\n", 3),
+    ("run trailing\\\n", 1),
+])
+def test_parse_tasks_bad_quoting_names_file_and_line(text: str, bad_line: int) -> None:
+    with pytest.raises(TaskFileError) as err:
+        parse_tasks(text, "jobs.txt")
+    assert err.value.line_no == bad_line
+    assert f"jobs.txt:{bad_line}:" in str(err.value)
+    assert err.value.line in str(err.value)
+
+
+def test_task_from_argv_quotes_each_word() -> None:
+    task = task_from_argv(["train", "--name", "a b", "it's"])
+    assert task.line == "train --name 'a b' 'it'\"'\"'s'"
+    assert task.slug == "train"
+    assert Task("./scripts/sine.py --f 3", 1).slug == "sine.py"
+
+
+# --- against sshd ---------------------------------------------------------------------------
+
+
+@pytest.mark.sshd
+def test_batch_runs_every_task_keeps_logs_and_counts_failures(
+    target: Target, tmp_path: Path
+) -> None:
+    out = StampedWriter()
+    tasks = parse_tasks("args one 'two words' \"$HOME\"\nfail now\n# skipped\nplain x\n")
+    with Connection(target) as conn:
+        upload_run_direct(conn)
+        batch = run_batch(conn, tasks, logs_dir=tmp_path / "logs", out=out)
+    assert [r.exit_code for r in batch.results] == [0, 3, 0]
+    assert batch.failed == 1 and not batch.ok
+    text = out.text()
+    # the remote shell parsed the line as written: quotes group, $HOME expands there
+    assert "[1/3 args] arg=[two words]\n" in text and "[1/3 args] arg=[/root]\n" in text
+    assert "[2/3 fail:err] bad thing\n" in text and "[2/3 fail] about to fail\n" in text
+    assert "warning: task 2/3 failed (exit 3): fail now" in text
+    assert "[3/3 plain] ran plain x\n" in text
+    summary_table = text[text.rindex("#  task"):]
+    assert "fail now" in summary_table and "failed" in summary_table
+    assert "2 ok, 1 failed" in summary_table
+    logs = tmp_path / "logs"
+    assert sorted(p.name for p in logs.iterdir()) == [
+        "01-args.log", "02-fail.log", "03-plain.log", "summary.json"]
+    # stdout and stderr are separate pipes: their relative order is not kept, only each one's
+    assert sorted((logs / "02-fail.log").read_text().splitlines()) == [
+        "about to fail", "bad thing"]
+    summary = json.loads((logs / "summary.json").read_text())
+    assert [(t["line"], t["exit_code"], t["status"]) for t in summary["tasks"]] == [
+        (tasks[0].line, 0, "ok"), ("fail now", 3, "failed"), ("plain x", 0, "ok")]
+    assert summary["failed"] == 1 and all(t["duration_s"] >= 0 for t in summary["tasks"])
+
+
+@pytest.mark.sshd
+def test_output_streams_live(target: Target, tmp_path: Path) -> None:
+    out = StampedWriter()
+    with Connection(target) as conn:
+        upload_run_direct(conn)
+        run_batch(conn, [Task("slow", 1)], logs_dir=tmp_path / "logs", out=out)
+    first, second = out.first("[1/1 slow] first"), out.first("[1/1 slow] second")
+    assert second - first > 1.0  # "first" was shown while the task still slept
+
+
+DRIVER = """
+import sys
+from pathlib import Path
+from remote.batch import Task, run_batch
+from remote.ssh import Connection, Target
+host, port, key, known, logs = sys.argv[1:]
+with Connection(Target(host, int(port), Path(key), Path(known))) as conn:
+    run_batch(conn, [Task("hang", 1), Task("plain never", 2)], logs_dir=Path(logs),
+              out=sys.stdout)
+"""
+
+
+def remote_processes(target: Target) -> str:
+    with Connection(target) as conn:
+        return conn.run("ps -e -o pid,args").stdout
+
+
+@pytest.mark.sshd
+def test_ctrl_c_stops_the_remote_task_and_leaves_nothing_behind(
+    target: Target, tmp_path: Path
+) -> None:
+    with Connection(target) as conn:
+        upload_run_direct(conn)
+    driver = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, target.host, str(target.port), str(target.key_path),
+         str(target.known_hosts), str(tmp_path / "logs")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"},
+    )
+    assert driver.stdout is not None
+    seen = []
+    try:
+        for line in driver.stdout:  # ends at EOF if the driver dies: then the assert says why
+            seen.append(line)
+            if "[1/2 hang] hanging" in line:
+                break
+        assert any("hanging" in line for line in seen), "".join(seen)
+        assert "sleep 1000" in remote_processes(target)  # the check below can see it
+        driver.send_signal(signal.SIGINT)
+        rest, _ = driver.communicate(timeout=30)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    output = "".join(seen) + rest
+    assert driver.returncode != 0
+    assert "KeyboardInterrupt" in output and "interrupted" in output
+    assert "plain never" not in output.split("interrupted")[0]
+    left = remote_processes(target)
+    assert "sleep 100" not in left and "run-direct" not in left, left
+    summary = json.loads((tmp_path / "logs" / "summary.json").read_text())
+    assert [(t["line"], t["status"], t["exit_code"]) for t in summary["tasks"]] == [
+        ("hang", "interrupted", None)]
+    assert summary["total"] == 2
+    assert (tmp_path / "logs" / "01-hang.log").read_text() == "hanging\n"
+
+
+@pytest.mark.sshd
+def test_dropped_connection_mid_task_is_a_clear_error(
+    rent: Callable[..., tuple[int, Target]], vastsim: VastSim, tmp_path: Path
+) -> None:
+    instance_id, target = rent()
+    out = StampedWriter()
+
+    def kill_when_started() -> None:
+        out.wait_for("hanging", timeout=20)
+        vastsim.admin_post(f"/instances/{instance_id}/kill", {"status": "offline"})
+
+    killer = threading.Thread(target=kill_when_started)
+    with Connection(target) as conn:
+        upload_run_direct(conn)
+        killer.start()
+        with pytest.raises(TaskDisconnected) as err:
+            run_batch(conn, [Task("hang", 1)], logs_dir=tmp_path / "logs", out=out)
+    killer.join()
+    message = str(err.value)
+    assert "`hang`" in message and f"{target.host}:{target.port}" in message
+    assert "01-hang.log" in message
+    assert (tmp_path / "logs" / "01-hang.log").read_text() == "hanging\n"
+    summary = json.loads((tmp_path / "logs" / "summary.json").read_text())
+    assert summary["tasks"][0]["status"] == "disconnected"
