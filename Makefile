@@ -4,7 +4,10 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed-requirements.txt
 
-.PHONY: setup venv pulumi test lint demo clean-state
+INV := $(PY) -m invoke
+
+.PHONY: setup venv pulumi test lint demo clean-state \
+	vast-search vast-status vast-run vast-shell vast-destroy vast-pull
 
 setup: venv pulumi
 
@@ -27,8 +30,30 @@ lint: venv
 	$(PY) -m ruff check .
 
 demo: setup
-	@echo "make demo: the end-to-end demo lands with the tasks (issue 5); the toolchain is ready:"
-	@eval "$$($(PY) tools/pulumi_env.py --stack local)" && pulumi version
+	$(INV) demo
+
+# The targets of the bash script this project replaces, as thin aliases of the invoke tasks.
+# STACK=name picks the stack (default: the selected one); ID= picks one instance of it.
+stack_flag = $(if $(STACK),--stack $(STACK))
+id_flag = $(if $(ID),--instance $(ID))
+
+vast-search: venv
+	$(INV) search $(stack_flag)
+
+vast-status: venv
+	$(INV) status $(stack_flag)
+
+vast-run: venv  ## TASKS=jobs.txt, or ARGS='sine 440'
+	$(INV) run $(stack_flag) $(id_flag) $(if $(TASKS),--tasks $(TASKS)) $(if $(ARGS),-- $(ARGS))
+
+vast-shell: venv
+	$(INV) shell $(stack_flag) $(id_flag)
+
+vast-destroy: venv  ## ID= destroys one instance; without it, the whole stack
+	$(INV) down $(stack_flag) $(id_flag)
+
+vast-pull: venv  ## JOB= names the results folder work_remote/<JOB>/
+	$(INV) pull $(stack_flag) $(id_flag) $(if $(JOB),--job $(JOB))
 
 # Forget every local stack (vastsim state only; never touches a user's own backend).
 clean-state:

@@ -1,50 +1,271 @@
-"""invoke tasks (`inv --list`): a thin UI over providers/, remote/ and vastsim."""
+"""invoke tasks (`inv --list`, `inv --help TASK`): a thin UI over workflow/, providers/, remote/.
+
+Every task that works on an instance takes --stack (default: the selected pulumi stack) and
+finds the machine through `pulumi stack output --json`. Errors the packages raise on purpose
+end the task with their message and exit code 1; a failed task in a batch exits 1 too.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from invoke import Context, task
+from invoke import Context, Exit, task
 
+from providers.errors import VastError
+from providers.settings import DEFAULT_DISK_GB, DEFAULT_ORDER, DEFAULT_QUERY
+from remote.batch import parse_tasks, run_batch, task_from_argv
+from remote.errors import RemoteError
+from remote.pull import pull as pull_dir
+from remote.shell import interactive_shell
+from remote.ssh import Connection
+from remote.sync import sync as sync_tree
+from tools.pulumi_env import ROOT
 from vastsim.__main__ import DEFAULT_BOOT_SECONDS, DEFAULT_PORT, DEFAULT_STATE_DIR
+from workflow import demo as demo_flow
+from workflow.connect import target_for
+from workflow.deploy import DeployOptions, default_job, settings_from
+from workflow.deploy import deploy as deploy_job
+from workflow.errors import WorkflowError
+from workflow.outputs import parse_outputs
+from workflow.paths import PROJECT_DIR, WORK_REMOTE
+from workflow.pulumi import Stack, list_stacks, selected_stack
+from workflow.search import offer_table
+from workflow.search import search as search_offers
+from workflow.sweep import destroy_all, leftovers
+from workflow.vast import client_for, stack_config
 
-ROOT = Path(__file__).resolve().parent
+STACK_HELP = "pulumi stack to work on (default: the selected one)"
+KEY_HELP = "private key to log in with (default: the stack's sshPublicKey pair, else ~/.ssh/id_*)"
+INSTANCE_HELP = "instance id, for a stack of several (see `inv status`)"
+JOB_HELP = "job name: results go to work_remote/<job>/ (default vast-gpu-YYYYMMDD_HHMMSS)"
 
 
-@task(
-    help={
-        "port": f"TCP port on 127.0.0.1, 0 = any free one (default {DEFAULT_PORT})",
-        "state_dir": f"where instances and the ledger are kept (default {DEFAULT_STATE_DIR})",
-        "boot_seconds": f"seconds from rent to running (default {DEFAULT_BOOT_SECONDS:g})",
-        "faults": "JSON file of faults to inject (see vastsim/faults.py)",
-    }
-)
-def sim(
-    c: Context,
-    port: int = DEFAULT_PORT,
-    state_dir: str = str(DEFAULT_STATE_DIR),
-    boot_seconds: float = DEFAULT_BOOT_SECONDS,
-    faults: str | None = None,
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except (VastError, RemoteError, WorkflowError) as exc:
+        raise Exit(f"error: {exc}", code=1) from exc
+
+
+def _stack(name: str | None) -> Stack:
+    return Stack(name or selected_stack())
+
+
+def _outputs(stack: Stack):
+    return parse_outputs(stack.name, stack.outputs())
+
+
+def _tasks_from(c: Context, tasks_file: str | None) -> list:
+    if tasks_file:
+        path = Path(tasks_file)
+        if not path.is_file():
+            raise Exit(f"error: tasks file {tasks_file} not found", code=1)
+        return parse_tasks(path.read_text(), str(path))
+    if "--" in sys.argv:  # the words themselves: invoke's c.remainder has lost their quoting
+        words = sys.argv[sys.argv.index("--") + 1:]
+        if words:
+            return [task_from_argv(words)]
+    raise Exit("error: give --tasks FILE or the task after --, e.g. `inv run -- sine 440`", code=1)
+
+
+@task(help={"stack": STACK_HELP})
+def up(c: Context, stack: str | None = None) -> None:
+    """Rent: `pulumi up` on the stack (created if new); returns once SSH accepts your key."""
+    with _errors():
+        s = _stack(stack)
+        s.ensure()
+        s.up()
+
+
+@task(help={"stack": STACK_HELP,
+            "instance": "destroy only this instance id (verified), then refresh the stack"})
+def down(c: Context, stack: str | None = None, instance: int | None = None) -> None:
+    """Destroy everything the stack rented (or one instance), and check that it is gone."""
+    with _errors():
+        s = _stack(stack)
+        if instance is None:
+            s.destroy()
+            return
+        destroy_all(client_for(s), [instance], print)
+        s.stream("refresh", "--yes")
+
+
+@task(help={"stack": STACK_HELP})
+def status(c: Context, stack: str | None = None) -> None:
+    """The stack's outputs and the live state of each instance."""
+    with _errors():
+        s = _stack(stack)
+        outputs = _outputs(s)
+        client = client_for(s)
+        for inst in outputs.instances:
+            live = client.show_instance(inst.instance_id)
+            state = "GONE (run `inv up` to rent again)" if live is None else (
+                f"{live.get('actual_status')}"
+                + (f" ({live['status_msg'].strip()})" if (live.get("status_msg") or "").strip()
+                   else "")
+            )
+            print(f"instance {inst.instance_id}: {inst.num_gpus}x {inst.gpu_name}, "
+                  f"${inst.dph_total or 0:.3f}/h, ssh -p {inst.ssh_port} "
+                  f"{inst.ssh_user}@{inst.ssh_host}: {state}")
+        print(f"appDir {outputs.app_dir}, workDir {outputs.work_dir}")
+
+
+@task(help={
+    "stack": "take query, order and disk from this stack's config",
+    "query": "offer filter in the vast CLI grammar (overrides the stack's)",
+    "order": "ranking, e.g. dph+ (overrides the stack's)",
+    "disk": "GB of disk to price in",
+    "limit": "rows to show (default 20)",
+})
+def search(
+    c: Context, stack: str | None = None, query: str | None = None, order: str | None = None,
+    disk: float | None = None, limit: int = 20,
 ) -> None:
+    """A table of the offers a rent would choose from, cheapest first by default."""
+    with _errors():
+        s = Stack(stack) if stack else None
+        query = query or stack_config(s, "vast-gpu:query") or DEFAULT_QUERY
+        order = order or stack_config(s, "vast-gpu:order") or DEFAULT_ORDER
+        disk_gb = float(disk or stack_config(s, "vast-gpu:disk") or DEFAULT_DISK_GB)
+        offers = search_offers(client_for(s, key_required=False), query, order,
+                               disk_gb=disk_gb, limit=limit)
+        print(f"{len(offers)} offer(s) for: {query}  (order {order}, $/h with {disk_gb:g} GB disk)")
+        if offers:
+            print(offer_table(offers))
+
+
+@task(help={"stack": STACK_HELP, "src": "directory to upload (default: the project root)",
+            "ssh_key": KEY_HELP, "method": "auto, tar or rsync", "instance": INSTANCE_HELP})
+def sync(c: Context, stack: str | None = None, src: str | None = None,
+         ssh_key: str | None = None, method: str = "auto", instance: int | None = None) -> None:
+    """Upload the source tree (git-tracked + untracked-not-ignored, minus .vastignore) to appDir."""
+    with _errors():
+        outputs = _outputs(_stack(stack))
+        target = target_for(outputs, outputs.pick(instance), ssh_key=ssh_key)
+        with Connection(target) as conn:
+            sync_tree(conn, Path(src) if src else PROJECT_DIR, outputs.app_dir, method=method)
+
+
+@task(help={"stack": STACK_HELP, "tasks": "tasks file: one `./run-direct` line per line",
+            "job": JOB_HELP, "ssh_key": KEY_HELP, "instance": INSTANCE_HELP})
+def run(c: Context, stack: str | None = None, tasks: str | None = None, job: str | None = None,
+        ssh_key: str | None = None, instance: int | None = None) -> None:
+    """Run each task as ./run-direct <line> in appDir (or `inv run -- LINE`); logs, summary."""
+    with _errors():
+        batch = _tasks_from(c, tasks)
+        outputs = _outputs(_stack(stack))
+        target = target_for(outputs, outputs.pick(instance), ssh_key=ssh_key)
+        logs = WORK_REMOTE / (job or default_job()) / "logs"
+        with Connection(target) as conn:
+            result = run_batch(conn, batch, app_dir=outputs.app_dir, logs_dir=logs)
+        if result.failed:
+            raise Exit(f"{result.failed} of {len(result.results)} task(s) failed; logs in {logs}",
+                       code=1)
+
+
+@task(help={"stack": STACK_HELP, "job": JOB_HELP, "ssh_key": KEY_HELP,
+            "instance": INSTANCE_HELP})
+def pull(c: Context, stack: str | None = None, job: str | None = None,
+         ssh_key: str | None = None, instance: int | None = None) -> None:
+    """Bring workDir home to work_remote/<job>/; incremental, never deletes local files."""
+    with _errors():
+        outputs = _outputs(_stack(stack))
+        target = target_for(outputs, outputs.pick(instance), ssh_key=ssh_key)
+        with Connection(target) as conn:
+            pull_dir(conn, outputs.work_dir, local_dir=WORK_REMOTE / (job or default_job()))
+
+
+@task(help={"stack": STACK_HELP, "ssh_key": KEY_HELP, "instance": INSTANCE_HELP})
+def shell(c: Context, stack: str | None = None, ssh_key: str | None = None,
+          instance: int | None = None) -> None:
+    """An interactive shell on the instance, in appDir."""
+    with _errors():
+        outputs = _outputs(_stack(stack))
+        code = interactive_shell(target_for(outputs, outputs.pick(instance), ssh_key=ssh_key),
+                                 outputs.app_dir)
+        if code:
+            raise Exit(code=code)
+
+
+@task(help={
+    "tasks": "tasks file (or give the task after --)", "job": JOB_HELP,
+    "base": "stack whose config the job's stack starts from",
+    "image": "Docker image (else VAST_IMAGE, else the base stack's)",
+    "disk": "disk GB (else VAST_DISK, ...)", "query": "offer query (else VAST_QUERY, ...)",
+    "src": "directory to sync (default: the project root)",
+    "keep": "keep the instance afterwards (`inv down --stack ...` later)",
+    "shell": "open a shell on the instance before teardown", "no_sync": "skip the upload",
+    "no_pull": "skip bringing /work home", "ssh_key": KEY_HELP,
+    "dry_run": "print every step; rent nothing",
+})
+def deploy(
+    c: Context, tasks: str | None = None, job: str | None = None, base: str | None = None,
+    image: str | None = None, disk: str | None = None, query: str | None = None,
+    src: str | None = None, keep: bool = False, shell: bool = False, no_sync: bool = False,
+    no_pull: bool = False, ssh_key: str | None = None, dry_run: bool = False,
+) -> None:
+    """The whole job in one command: own stack, up, sync, run, pull, destroy (also on Ctrl-C)."""
+    with _errors():
+        opts = DeployOptions(
+            tasks=_tasks_from(c, tasks), job=job or default_job(), base_stack=base,
+            settings=settings_from({"image": image, "disk": disk, "query": query}, os.environ),
+            src=Path(src) if src else PROJECT_DIR, keep=keep, shell=shell, no_sync=no_sync,
+            no_pull=no_pull, ssh_key=ssh_key, dry_run=dry_run,
+        )
+        opener = None
+        if shell:
+            def opener(s: Stack) -> None:
+                outputs = _outputs(s)
+                interactive_shell(target_for(outputs, outputs.pick(), ssh_key=ssh_key),
+                                  outputs.app_dir)
+        deploy_job(opts, open_shell=opener)
+
+
+@task(help={"yes": "destroy what is found (default: only list it)"})
+def sweep(c: Context, yes: bool = False) -> None:
+    """Instances with our labels that no stack knows: list them, or destroy with --yes."""
+    with _errors():
+        known: set[int] = set()
+        for name in list_stacks():
+            known |= {int(r["id"]) for r in Stack(name).resources()
+                      if r["type"].endswith("vast:Instance") and r.get("id")}
+        client = client_for(None)
+        found = leftovers(client.list_instances(), known)
+        for t in found:
+            print(f"instance {t.instance_id}: stack {t.stack!r} resource {t.resource!r}, "
+                  f"{t.status}, ${t.dph_total or 0:.3f}/h")
+        if not found:
+            print("no leftover instances")
+        elif yes:
+            destroy_all(client, [t.instance_id for t in found], print)
+        else:
+            print(f"{len(found)} leftover(s); `inv sweep --yes` destroys them")
+
+
+@task(help={
+    "port": f"TCP port on 127.0.0.1, 0 = any free one (default {DEFAULT_PORT})",
+    "state_dir": f"where instances and the ledger are kept (default {DEFAULT_STATE_DIR})",
+    "boot_seconds": f"seconds from rent to running (default {DEFAULT_BOOT_SECONDS:g})",
+    "faults": "JSON file of faults to inject (see vastsim/faults.py)",
+})
+def sim(c: Context, port: int = DEFAULT_PORT, state_dir: str = str(DEFAULT_STATE_DIR),
+        boot_seconds: float = DEFAULT_BOOT_SECONDS, faults: str | None = None) -> None:
     """Run vastsim, the local vast.ai, until Ctrl-C; it prints VAST_URL and VAST_API_KEY."""
-    argv = [
-        sys.executable,
-        "-m",
-        "vastsim",
-        "serve",
-        "--port",
-        str(port),
-        "--state-dir",
-        state_dir,
-        "--boot-seconds",
-        str(boot_seconds),
-    ]
+    argv = [sys.executable, "-m", "vastsim", "serve", "--port", str(port),
+            "--state-dir", state_dir, "--boot-seconds", str(boot_seconds)]
     if faults:
         argv += ["--faults", faults]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    os.execve(sys.executable, argv, env)  # vastsim owns Ctrl-C: it stops every instance cleanly
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    os.execve(sys.executable, argv, {**os.environ, "PYTHONPATH": path})  # vastsim owns Ctrl-C
+
+
+@task
+def demo(c: Context) -> None:
+    """The whole job against vastsim: start it, deploy examples/demo, list results, stop it."""
+    with _errors():
+        demo_flow.run_demo()

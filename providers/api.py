@@ -76,9 +76,9 @@ class VastClient:
         self._base = base_url.rstrip("/")
         self._session = requests.Session()
         self._session.trust_env = False  # no proxies or .netrc credentials from the environment
-        self._session.headers.update(
-            {"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT}
-        )
+        self._session.headers["User-Agent"] = USER_AGENT
+        if api_key:  # searching offers works without a key
+            self._session.headers["Authorization"] = f"Bearer {api_key}"
         self._retry = retry or RetryPolicy()
         self._timeout = timeout
         self._sleep = sleep

@@ -1,0 +1,182 @@
+"""The invoke tasks end to end: real `inv`, real `pulumi`, vastsim, real sshd."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.e2e.conftest import ROOT, project_copy, require_pulumi
+from tools.pulumi_env import pulumi_env
+from vastsim.testing import VastSim
+
+pytestmark = pytest.mark.e2e
+
+
+class Inv:
+    """`python -m invoke` against a private project copy, backend and vastsim."""
+
+    def __init__(self, project: Path, backend: Path, sim: VastSim) -> None:
+        self.project = project
+        self.env = {
+            **os.environ, "VAST_GPU_PROJECT": str(project), "VAST_URL": sim.url,
+            "VAST_API_KEY": sim.api_key, "PULUMI_BACKEND_URL": backend.as_uri(),
+            "PYTHONPATH": str(ROOT),
+        }
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "invoke", "-r", str(ROOT), *args]
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(self.argv(*args), env=self.env, capture_output=True, text=True,
+                              timeout=300)
+        if check:
+            assert proc.returncode == 0, f"inv {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+        return proc
+
+    def pulumi(self, stack: str, *args: str, on_stack: bool = True) -> str:
+        cmd = ["pulumi", *args, "--non-interactive", *(["--stack", stack] if on_stack else [])]
+        return subprocess.run(cmd, cwd=self.project, env=pulumi_env(stack, self.env),
+                              capture_output=True, text=True, check=True).stdout
+
+    def new_stack(self, key: Path) -> str:
+        """A vastsim stack (local-* prefix: the fixed passphrase) configured to rent."""
+        stack = f"local-t{uuid.uuid4().hex[:6]}"
+        self.pulumi(stack, "stack", "init", stack, on_stack=False)
+        for k, v in {"image": "img", "sshPublicKey": f"{key}.pub", "readyTimeout": "60"}.items():
+            self.pulumi(stack, "config", "set", f"vast-gpu:{k}", v)
+        return stack
+
+
+@pytest.fixture
+def inv(tmp_path: Path, vastsim: VastSim) -> Inv:
+    require_pulumi()
+    backend = tmp_path / "state"
+    backend.mkdir()
+    return Inv(project_copy(tmp_path / "project"), backend, vastsim)
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    """A tiny app: run-direct that echoes, writes into $WORK_DIR, fails on demand."""
+    src = tmp_path / "app"
+    src.mkdir()
+    (src / "run-direct").write_text(
+        "#!/bin/sh\n"
+        'case "$1" in\n'
+        '  write) mkdir -p /work/out && echo "$2" > "/work/out/$2.txt" && echo "wrote $2";;\n'
+        '  fail) echo "failing" >&2; exit 4;;\n'
+        '  sleep) echo started > /work/sleeping; sleep "$2";;\n'
+        '  *) echo "args($#): $*";;\n'
+        "esac\n"
+    )
+    (src / "run-direct").chmod(0o755)
+    (src / "data.txt").write_text("payload\n")
+    return src
+
+
+def test_up_status_sync_run_pull_sweep_down(inv: Inv, app: Path, ssh_key: Path, vastsim: VastSim):
+    stack = inv.new_stack(ssh_key)
+    inv("up", "--stack", stack)
+    [instance_id] = vastsim.billing_now()
+
+    status = inv("status", "--stack", stack).stdout
+    assert f"instance {instance_id}" in status and ": running" in status
+
+    inv("sync", "--stack", stack, "--src", str(app))
+    tasks = app / "jobs.txt"
+    tasks.write_text("# comment\n\nwrite alpha\nfail\nwrite 'beta'\n")
+    ran = inv("run", "--stack", stack, "--tasks", str(tasks), "--job", "j1", check=False)
+    assert ran.returncode == 1  # one task failed; the batch went on
+    assert "wrote alpha" in ran.stdout and "wrote beta" in ran.stdout
+    logs = inv.project / "work_remote" / "j1" / "logs"
+    assert logs.is_dir() and any(logs.iterdir())
+
+    one = inv("run", "--stack", stack, "--job", "j1", "--", "hello", "two words")
+    assert "args(2): hello two words" in one.stdout  # the words arrive as the user gave them
+
+    inv("pull", "--stack", stack, "--job", "j1")
+    results = inv.project / "work_remote" / "j1"
+    assert (results / "out" / "alpha.txt").read_text() == "alpha\n"
+    assert (results / "out" / "beta.txt").read_text() == "beta\n"
+
+    swept = inv("sweep").stdout
+    assert "no leftover instances" in swept
+
+    inv("down", "--stack", stack)
+    assert vastsim.billing_now() == []
+
+
+def test_bad_tasks_line_is_an_error_naming_the_line(inv: Inv, app: Path, ssh_key: Path):
+    bad = app / "bad.txt"
+    bad.write_text("write ok\nwrite 'unclosed\n")
+    stack = inv.new_stack(ssh_key)
+    proc = inv("run", "--stack", stack, "--tasks", str(bad), check=False)
+    assert proc.returncode == 1
+    assert f"{bad}:2" in proc.stderr + proc.stdout
+
+
+def test_deploy_dry_run_prints_every_step_and_rents_nothing(inv: Inv, app: Path, vastsim: VastSim):
+    proc = inv("deploy", "--dry-run", "--image", "img", "--src", str(app), "--", "write", "x")
+    assert "dry run: nothing rented" in proc.stdout
+    assert "pulumi up" in proc.stdout and "sync" in proc.stdout and "pull workDir" in proc.stdout
+    assert vastsim.ledger()["instances"] == []
+
+
+def test_deploy_runs_the_job_and_tears_down(inv: Inv, app: Path, ssh_key: Path, vastsim: VastSim):
+    tasks = app / "jobs.txt"
+    tasks.write_text("write one\nwrite two\n")
+    inv.env["PULUMI_CONFIG_PASSPHRASE"] = "users-own"  # a job stack is a real stack
+    proc = inv("deploy", "--image", "img", "--src", str(app), "--tasks", str(tasks),
+               "--job", "dj", "--ssh-key", str(ssh_key), check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (inv.project / "work_remote" / "dj" / "out" / "two.txt").read_text() == "two\n"
+    assert "nothing of this job bills any more" in proc.stdout
+    assert vastsim.billing_now() == []
+    assert len(vastsim.ledger()["instances"]) == 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_deploy_killed_mid_run_leaves_nothing_billing(
+    inv: Inv, app: Path, ssh_key: Path, vastsim: VastSim, sig: signal.Signals
+):
+    inv.env["PULUMI_CONFIG_PASSPHRASE"] = "users-own"
+    proc = subprocess.Popen(
+        inv.argv("deploy", "--image", "img", "--src", str(app), "--job", "killed",
+                 "--ssh-key", str(ssh_key), "--", "sleep", "120"),
+        env=inv.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not any((Path(i["root"]) / "work" / "sleeping").exists()
+                  for i in vastsim.internals() if i.get("root")):
+        assert time.monotonic() < deadline, "the task never started"
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        time.sleep(0.2)
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode != 0
+    assert "nothing of this job bills any more" in out
+    assert vastsim.billing_now() == []
+    stacks = inv.pulumi("x", "stack", "ls", "--json", on_stack=False)
+    assert "killed" not in stacks
+
+
+def test_sweep_finds_and_destroys_what_no_stack_knows(inv: Inv, vastsim: VastSim):
+    offer = requests.post(f"{vastsim.url}/api/v0/bundles/", json={"limit": 1},
+                          headers=vastsim.headers, timeout=30).json()["offers"][0]
+    made = requests.put(f"{vastsim.url}/api/v0/asks/{offer['id']}/", headers=vastsim.headers,
+                        json={"image": "img", "env": {}, "disk": 20.0,
+                              "label": "old run [vast-gpu:vast-gpu/gone-stack/gpu]"},
+                        timeout=30).json()["new_contract"]
+    listed = inv("sweep").stdout
+    assert f"instance {made}: stack 'gone-stack'" in listed and "--yes" in listed
+    assert vastsim.billing_now() == [made]
+    inv("sweep", "--yes")
+    assert vastsim.billing_now() == []

@@ -1,0 +1,78 @@
+"""Pure parts of the workflow: outputs, deploy's settings and plan, sweep's labels, tables."""
+
+from __future__ import annotations
+
+import pytest
+
+from providers.lifecycle import full_label, resource_tag
+from remote.batch import parse_tasks
+from workflow.deploy import DeployOptions, plan, settings_from
+from workflow.errors import OutputsError
+from workflow.outputs import parse_outputs
+from workflow.search import offer_table
+from workflow.sweep import leftovers, parse_tag
+
+ONE = {"instance_id": 7, "ssh_host": "1.2.3.4", "ssh_port": 40022, "ssh_user": "root",
+       "gpu_name": "RTX 4090", "num_gpus": 1, "dph_total": 0.4, "status": "running",
+       "appDir": "/app", "workDir": "/data", "sshPublicKey": "~/.ssh/k.pub"}
+
+
+def test_single_instance_outputs_sit_at_the_top_level() -> None:
+    out = parse_outputs("exp", ONE)
+    inst = out.pick()
+    assert (inst.instance_id, inst.ssh_host, inst.ssh_port) == (7, "1.2.3.4", 40022)
+    assert (out.app_dir, out.work_dir, out.ssh_public_key) == ("/app", "/data", "~/.ssh/k.pub")
+
+
+def test_several_instances_need_an_id() -> None:
+    rows = [{**ONE, "instance_id": 7}, {**ONE, "instance_id": 8, "ssh_port": 40023}]
+    out = parse_outputs("exp", {"instances": rows})
+    assert out.pick(8).ssh_port == 40023
+    with pytest.raises(OutputsError, match="pass --instance ID"):
+        out.pick()
+    with pytest.raises(OutputsError, match="has no instance 9"):
+        out.pick(9)
+
+
+def test_a_stack_that_is_not_up_says_what_to_do() -> None:
+    with pytest.raises(OutputsError, match="inv up"):
+        parse_outputs("exp", {"appDir": "/app"})
+
+
+def test_flags_win_over_the_old_scripts_env_vars() -> None:
+    env = {"VAST_IMAGE": "env/img", "VAST_DISK": "80", "VAST_QUERY": "gpu_ram >= 40"}
+    assert settings_from({"image": "flag/img", "disk": None, "query": ""}, env) == {
+        "image": "flag/img", "disk": "80", "query": "gpu_ram >= 40"}
+
+
+def test_dry_run_plan_names_every_step() -> None:
+    opts = DeployOptions(tasks=parse_tasks("a 1\nb 'x y'\n"), job="j1", base_stack="exp",
+                         settings={"image": "img"})
+    steps = plan(opts)
+    assert steps[0].startswith("create stack 'exp-j1' from config of stack 'exp'")
+    assert any(s.startswith("sync") for s in steps)
+    assert any("a 1" in s for s in steps) and any("b 'x y'" in s for s in steps)
+    assert "pull workDir" in " ".join(steps) and steps[-1].startswith("pulumi destroy")
+    kept = plan(DeployOptions(tasks=[], job="j", keep=True, no_sync=True, no_pull=True))
+    assert not any(s.startswith(("sync", "pull", "pulumi destroy")) for s in kept)
+    assert kept[-1].startswith("keep the instance")
+
+
+def test_our_labels_are_recognised_and_only_ours() -> None:
+    tag = resource_tag("vast-gpu", "exp1", "gpu")
+    assert parse_tag(full_label(tag, "my run")) == ("vast-gpu", "exp1", "gpu")
+    assert parse_tag(tag) == ("vast-gpu", "exp1", "gpu")
+    assert parse_tag("a label of someone else") is None
+    assert parse_tag(None) is None
+    rows = [{"id": 1, "label": tag}, {"id": 2, "label": full_label(tag, "x")},
+            {"id": 3, "label": "theirs"}]
+    assert [t.instance_id for t in leftovers(rows, known_ids={1})] == [2]
+
+
+def test_offer_table_has_the_columns_a_person_chooses_by() -> None:
+    table = offer_table([{"id": 11, "num_gpus": 1, "gpu_name": "RTX 4090", "gpu_ram": 24564,
+                          "dph_total": 0.3512, "reliability": 0.991, "cuda_max_good": 12.4,
+                          "inet_down": 803.8, "disk_space": 120, "geolocation": "Quebec, CA"}])
+    header, row = table.splitlines()
+    assert header.split()[:4] == ["offer", "n", "gpu", "vram"]
+    assert "RTX 4090" in row and "0.351" in row and " 25 " in row and "Quebec, CA" in row

@@ -1,0 +1,43 @@
+"""Every error the workflow package raises on purpose, in one tree::
+
+    WorkflowError
+    ├── PulumiError        a pulumi command failed: .command .exit_code .output_tail
+    ├── OutputsError       the stack has no usable outputs (not up yet?): .stack .reason
+    └── TasksFailed        the batch ran, some tasks failed: .failed .total (exit code 1)
+
+tasks.py turns any of them (and providers.errors.VastError, remote.errors.RemoteError) into
+invoke's Exit with the message; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+TAIL_LINES = 15
+
+
+class WorkflowError(Exception):
+    """Base of everything the workflow package raises on purpose."""
+
+
+class PulumiError(WorkflowError):
+    def __init__(self, command: list[str], exit_code: int, output: str) -> None:
+        self.command = command
+        self.exit_code = exit_code
+        self.output_tail = "\n".join(output.strip().splitlines()[-TAIL_LINES:])
+        text = f"`{' '.join(command)}` exited {exit_code}"
+        if self.output_tail:
+            text += f"; last lines:\n{self.output_tail}"
+        super().__init__(text)
+
+
+class OutputsError(WorkflowError):
+    def __init__(self, stack: str, reason: str) -> None:
+        self.stack = stack
+        self.reason = reason
+        super().__init__(f"stack {stack!r}: {reason}")
+
+
+class TasksFailed(WorkflowError):
+    def __init__(self, failed: int, total: int) -> None:
+        self.failed = failed
+        self.total = total
+        super().__init__(f"{failed} of {total} task(s) failed")
