@@ -180,3 +180,48 @@ def test_sweep_finds_and_destroys_what_no_stack_knows(inv: Inv, vastsim: VastSim
     assert vastsim.billing_now() == [made]
     inv("sweep", "--yes")
     assert vastsim.billing_now() == []
+
+
+def test_search_shows_a_table_of_matching_offers(inv: Inv, vastsim: VastSim):
+    proc = inv("search", "--query", "gpu_ram >= 40 num_gpus = 1", "--order", "dph+",
+               "--limit", "5")
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("5 offer(s) for: gpu_ram >= 40 num_gpus = 1")
+    header, rows = lines[1], lines[2:]
+
+    def column(name: str, following: str) -> list[float]:
+        start, end = header.index(name), header.index(following)
+        return [float(row[start:end]) for row in rows]
+
+    assert len(rows) == 5
+    assert all(v >= 40 for v in column("vram GB", "$/h"))
+    prices = column("$/h", "reliab")
+    assert prices == sorted(prices)
+    assert vastsim.ledger()["instances"] == []  # searching rents nothing
+
+
+def test_shell_opens_in_app_dir(inv: Inv, ssh_key: Path, vastsim: VastSim):
+    stack = inv.new_stack(ssh_key)
+    inv("up", "--stack", stack)
+    proc = subprocess.run(inv.argv("shell", "--stack", stack), env=inv.env, input="pwd\nexit\n",
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "/app" in proc.stdout.splitlines()
+    inv("down", "--stack", stack)
+    assert vastsim.billing_now() == []
+
+
+def test_count_two_and_down_of_one_instance(inv: Inv, ssh_key: Path, vastsim: VastSim):
+    stack = inv.new_stack(ssh_key)
+    inv.pulumi(stack, "config", "set", "vast-gpu:count", "2")
+    inv("up", "--stack", stack)
+    billing = sorted(vastsim.billing_now())
+    assert len(billing) == 2
+    status = inv("status", "--stack", stack).stdout
+    assert all(f"instance {i}" in status for i in billing)
+    ambiguous = inv("run", "--stack", stack, "--", "x", check=False)
+    assert ambiguous.returncode == 1 and "pass --instance ID" in ambiguous.stderr
+    inv("down", "--stack", stack, "--instance", str(billing[0]))
+    assert vastsim.billing_now() == [billing[1]]
+    inv("down", "--stack", stack)
+    assert vastsim.billing_now() == []
