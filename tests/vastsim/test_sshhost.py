@@ -17,6 +17,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
+from tests.vastsim.helpers import pids_in_mount_ns
 from vastsim.sshhost import SshHost, SshHostError
 
 pytestmark = pytest.mark.sshd
@@ -97,18 +98,6 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = WAIT_S) -> N
         time.sleep(0.02)
 
 
-def pids_in_ns(ns: str) -> list[int]:
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                if os.readlink(f"/proc/{name}/ns/mnt") == ns:
-                    found.append(int(name))
-            except OSError:
-                pass
-    return found
-
-
 def host_mounts_of(path: Path) -> list[str]:
     return [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
             if str(path) in line]
@@ -180,9 +169,9 @@ def test_kill_and_stop_leave_no_process_and_no_mount(make_host, key, how) -> Non
         assert run(client, "setsid sleep 302 >/dev/null 2>&1 < /dev/null &") == (0, "")
     assert host.pid is not None
     ns = os.readlink(f"/proc/{host.pid}/ns/mnt")
-    wait_for("sessions and onstart running", lambda: len(pids_in_ns(ns)) >= 6)
+    wait_for("sessions and onstart running", lambda: len(pids_in_mount_ns(ns)) >= 6)
     getattr(host, how)()
-    assert pids_in_ns(ns) == []
+    assert pids_in_mount_ns(ns) == []
     assert not host.alive() and host.pid is None
     assert not host_mounts_of(host.root)
     getattr(host, how)()  # idempotent
