@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -29,6 +30,26 @@ def show(sim: VastSim, instance_id: int) -> dict | None:
 
     r = requests.get(f"{sim.url}/api/v0/instances/{instance_id}/", headers=sim.headers, timeout=30)
     return r.json()["instances"]
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and all its descendants (pulumi puts plugins in their own groups)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo += parents.get(current, [])
+    for member in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
 
 
 def rent_and_delete_order(sim: VastSim) -> list[tuple[str, str]]:
@@ -166,13 +187,14 @@ def test_sigkill_after_rent_leftover_cleaned_by_next_up(vast_stack: PulumiCli, s
         assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
         time.sleep(0.1)
     [orphan] = sim.billing_now()
-    os.killpg(proc.pid, signal.SIGKILL)  # the laptop dies: CLI, engine and provider at once
+    kill_tree(proc.pid)  # the laptop dies: CLI, engine, language host and provider at once
     proc.wait(timeout=30)
     assert sim.billing_now() == [orphan]  # nobody tracks it now
 
     vast_stack.run("cancel", "--yes")  # what the user does after a crash: drop the stale lock
-    out = up(vast_stack)
-    assert f"instance {orphan} carries label" in out
+    code, out = vast_stack.attempt("up", "--yes", "--non-interactive", "--skip-preview")
+    assert code == 0, out
+    assert f"instance {orphan} carries label" in out, out
     [res] = vast_stack.resources(INSTANCE_TYPE)
     assert sim.billing_now() == [int(res["id"])]
     assert int(res["id"]) != orphan
