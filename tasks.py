@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from invoke import Context, Exit, task
 
+from providers.cost import (
+    DEFAULT_EXPECTED_HOURS,
+    DEFAULT_EXPECTED_PULL_GB,
+    DEFAULT_EXPECTED_SYNC_GB,
+    cost_so_far,
+)
+from providers.cost import estimate as estimate_cost
 from providers.errors import VastError
 from providers.settings import DEFAULT_DISK_GB, DEFAULT_ORDER, DEFAULT_QUERY
 from remote.batch import parse_tasks, run_batch, task_from_argv
@@ -33,6 +41,7 @@ from workflow.errors import WorkflowError
 from workflow.outputs import parse_outputs
 from workflow.paths import PROJECT_DIR, WORK_REMOTE
 from workflow.pulumi import Stack, list_stacks, selected_stack
+from workflow.report import RunReport
 from workflow.search import offer_table
 from workflow.search import search as search_offers
 from workflow.sweep import destroy_all, leftovers
@@ -121,10 +130,11 @@ def status(c: Context, stack: str | None = None) -> None:
     "order": "ranking, e.g. dph+ (overrides the stack's)",
     "disk": "GB of disk to price in",
     "limit": "rows to show (default 20)",
+    "hours": "hours to estimate the cost for (default: the stack's expectedHours, else 1)",
 })
 def search(
     c: Context, stack: str | None = None, query: str | None = None, order: str | None = None,
-    disk: float | None = None, limit: int = 20,
+    disk: float | None = None, limit: int = 20, hours: float | None = None,
 ) -> None:
     """A table of the offers a rent would choose from, cheapest first by default."""
     with _errors():
@@ -132,11 +142,18 @@ def search(
         query = query or stack_config(s, "vast-gpu:query") or DEFAULT_QUERY
         order = order or stack_config(s, "vast-gpu:order") or DEFAULT_ORDER
         disk_gb = float(disk or stack_config(s, "vast-gpu:disk") or DEFAULT_DISK_GB)
+        hours = float(hours or stack_config(s, "vast-gpu:expectedHours")
+                      or DEFAULT_EXPECTED_HOURS)
+        sync_gb = float(stack_config(s, "vast-gpu:expectedSyncGB") or DEFAULT_EXPECTED_SYNC_GB)
+        pull_gb = float(stack_config(s, "vast-gpu:expectedPullGB") or DEFAULT_EXPECTED_PULL_GB)
         offers = search_offers(client_for(s, key_required=False), query, order,
                                disk_gb=disk_gb, limit=limit)
         print(f"{len(offers)} offer(s) for: {query}  (order {order}, $/h with {disk_gb:g} GB disk)")
         if offers:
-            print(offer_table(offers))
+            estimates = [estimate_cost(o, disk_gb=disk_gb, hours=hours, sync_gb=sync_gb,
+                                       pull_gb=pull_gb) for o in offers]
+            print(offer_table(offers, estimates))
+            print(f"chosen (first) {estimates[0].describe()}")
 
 
 @task(help={"stack": STACK_HELP, "src": "directory to upload (default: the project root)",
@@ -158,11 +175,30 @@ def run(c: Context, stack: str | None = None, tasks: str | None = None, job: str
     """Run each task as ./run-direct <line> in appDir (or `inv run -- LINE`); logs, summary."""
     with _errors():
         batch = _tasks_from(c, tasks)
-        outputs = _outputs(_stack(stack))
-        target = target_for(outputs, outputs.pick(instance), ssh_key=ssh_key)
-        logs = WORK_REMOTE / (job or default_job()) / "logs"
-        with Connection(target) as conn:
-            result = run_batch(conn, batch, app_dir=outputs.app_dir, logs_dir=logs)
+        s = _stack(stack)
+        raw = s.outputs()
+        outputs = parse_outputs(s.name, raw)
+        inst = outputs.pick(instance)
+        target = target_for(outputs, inst, ssh_key=ssh_key)
+        job = job or default_job()
+        logs = WORK_REMOTE / job / "logs"
+        report = RunReport("run", job, s.name)
+        report.set_instance(raw, inst.instance_id)
+        result = None
+        try:
+            with Connection(target) as conn, report.phase("tasks"):
+                result = run_batch(conn, batch, app_dir=outputs.app_dir, logs_dir=logs)
+        except BaseException as exc:
+            report.outcome = f"stopped: {type(exc).__name__}: {exc}".splitlines()[0]
+            raise
+        finally:
+            if result is not None:
+                report.set_batch(result)
+                if result.failed:
+                    report.outcome = f"{result.failed} of {len(result.results)} task(s) failed"
+            else:
+                report.tasks_from_summary(logs)
+            report.save_and_print(WORK_REMOTE / job, sys.stdout, "run: ")
         if result.failed:
             raise Exit(f"{result.failed} of {len(result.results)} task(s) failed; logs in {logs}",
                        code=1)
@@ -201,19 +237,26 @@ def shell(c: Context, stack: str | None = None, ssh_key: str | None = None,
     "keep": "keep the instance afterwards (`inv down --stack ...` later)",
     "shell": "open a shell on the instance before teardown", "no_sync": "skip the upload",
     "no_pull": "skip bringing /work home", "ssh_key": KEY_HELP,
-    "dry_run": "print every step; rent nothing",
+    "dry_run": "print every step, and the offer a rent would choose with its cost estimate; "
+               "rent nothing",
+    "hours": "expected hours, for the cost estimate and --max-cost (stack key expectedHours)",
+    "max_cost": "refuse to rent when the estimate exceeds these dollars (stack key maxCost)",
+    "pull_gb": "expected GB to pull home, for the estimate (stack key expectedPullGB)",
 })
 def deploy(
     c: Context, tasks: str | None = None, job: str | None = None, base: str | None = None,
     image: str | None = None, disk: str | None = None, query: str | None = None,
     src: str | None = None, keep: bool = False, shell: bool = False, no_sync: bool = False,
     no_pull: bool = False, ssh_key: str | None = None, dry_run: bool = False,
+    hours: str | None = None, max_cost: str | None = None, pull_gb: str | None = None,
 ) -> None:
     """The whole job in one command: own stack, up, sync, run, pull, destroy (also on Ctrl-C)."""
     with _errors():
         opts = DeployOptions(
             tasks=_tasks_from(c, tasks), job=job or default_job(), base_stack=base,
-            settings=settings_from({"image": image, "disk": disk, "query": query}, os.environ),
+            settings=settings_from({"image": image, "disk": disk, "query": query,
+                                    "expectedHours": hours, "maxCost": max_cost,
+                                    "expectedPullGB": pull_gb}, os.environ),
             src=Path(src) if src else PROJECT_DIR, keep=keep, shell=shell, no_sync=no_sync,
             no_pull=no_pull, ssh_key=ssh_key, dry_run=dry_run,
         )
@@ -235,10 +278,16 @@ def sweep(c: Context, yes: bool = False) -> None:
             known |= {int(r["id"]) for r in Stack(name).resources()
                       if r["type"].endswith("vast:Instance") and r.get("id")}
         client = client_for(None)
-        found = leftovers(client.list_instances(), known)
+        rows = client.list_instances()
+        found = leftovers(rows, known)
+        records = {int(r["id"]): r for r in rows}
+        now = time.time()
         for t in found:
+            spent = cost_so_far(records.get(t.instance_id, {}), now)
+            so_far = "cost so far unknown" if spent is None else (
+                f"~${spent:.4f} so far (estimated: its rates since start)")
             print(f"instance {t.instance_id}: stack {t.stack!r} resource {t.resource!r}, "
-                  f"{t.status}, ${t.dph_total or 0:.3f}/h")
+                  f"{t.status}, ${t.dph_total or 0:.3f}/h, {so_far}")
         if not found:
             print("no leftover instances")
         elif yes:

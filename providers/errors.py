@@ -36,6 +36,7 @@ __all__ = [
     "ApiError",
     "AuthError",
     "ConfigError",
+    "CostCapError",
     "LifecycleError",
     "MissingApiKeyError",
     "NoOfferError",
@@ -243,3 +244,12 @@ class NoOfferError(LifecycleError):
         super().__init__(
             reason, offers_tried=offers_tried, states_seen=states_seen, cleanup=cleanup
         )
+
+
+class CostCapError(LifecycleError):
+    """Every matching offer's estimate exceeds the stack's maxCost; raised before any rent."""
+
+    def __init__(self, reason: str, *, estimate_total: float, max_cost: float) -> None:
+        self.estimate_total = estimate_total
+        self.max_cost = max_cost
+        super().__init__(reason, cleanup="nothing was rented")

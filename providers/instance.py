@@ -30,6 +30,7 @@ from pulumi.dynamic import (
 from pulumi.runtime.rpc import UNKNOWN
 
 from providers.api import VastClient
+from providers.cost import rates
 from providers.errors import ConfigError, VastError
 from providers.lifecycle import Lifecycle, full_label, resource_tag, ssh_endpoint
 from providers.settings import STACK_API_KEY, STACK_API_URL, load_api_key, load_api_url
@@ -46,7 +47,7 @@ from remote.ssh import DEFAULT_USER, login_probe
 OUTPUT_KEYS = (
     "instance_id", "offer_id", "machine_id", "ssh_host", "ssh_port", "ssh_user", "public_ip",
     "gpu_name", "num_gpus", "gpu_ram_gb", "dph_total", "cuda_max_good", "geolocation", "status",
-    "label", "started_at", "ssh_command",
+    "label", "started_at", "ssh_command", "pricing", "estimate", "create_timings",
 )
 
 
@@ -112,7 +113,10 @@ class VastInstanceProvider(ResourceProvider):
         finally:
             client.close()
         _progress(f"create done in {client.calls} API call(s)")
-        return CreateResult(id_=str(record["id"]), outs=_outs(props, record))
+        est = lifecycle.chosen_estimate
+        outs = _outs(props, record, timings=lifecycle.timings,
+                     estimate=est.to_json() if est else None, offer_id=lifecycle.chosen_offer_id)
+        return CreateResult(id_=str(record["id"]), outs=outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         client = self._client()
@@ -147,7 +151,8 @@ class VastInstanceProvider(ResourceProvider):
             raise VastError(
                 f"instance {instance_id} is gone; run `pulumi refresh`, then `pulumi up`"
             )
-        return UpdateResult(outs=_outs(news, record))
+        return UpdateResult(outs=_outs(news, record, timings=olds.get("create_timings"),
+                                       estimate=olds.get("estimate")))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         client = self._client()
@@ -159,8 +164,12 @@ class VastInstanceProvider(ResourceProvider):
         _progress(f"deleted instance(s) {ids}; nothing of this resource bills any more")
 
 
-def _outs(inputs: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
-    """Inputs (diff compares against them) plus the outputs of design.md."""
+def _outs(
+    inputs: dict[str, Any], record: dict[str, Any], *, timings: dict[str, float] | None = None,
+    estimate: dict[str, Any] | None = None, offer_id: int | None = None,
+) -> dict[str, Any]:
+    """Inputs (diff compares against them) plus the outputs of design.md; the create's timings
+    and estimate are kept from earlier outputs when this is not a create."""
     endpoint = ssh_endpoint(record)
     host = endpoint.host if endpoint else None
     port = endpoint.port if endpoint else None
@@ -168,7 +177,7 @@ def _outs(inputs: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
     return {
         **{k: v for k, v in inputs.items() if not k.startswith("__")},
         "instance_id": int(record["id"]),
-        "offer_id": record.get("bundle_id") if "offer_id" not in inputs else inputs["offer_id"],
+        "offer_id": offer_id if offer_id is not None else inputs.get("offer_id"),
         "machine_id": record.get("machine_id"),
         "ssh_host": host,
         "ssh_port": port,
@@ -184,6 +193,12 @@ def _outs(inputs: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
         "label": inputs.get("label"),
         "started_at": record.get("start_date"),
         "ssh_command": f"ssh -p {port} {DEFAULT_USER}@{host}" if endpoint else None,
+        "pricing": rates(record, bid_price=inputs.get("bidPrice")).to_json(),
+        "estimate": estimate if estimate is not None else inputs.get("estimate"),
+        "create_timings": (
+            {k: round(v, 3) for k, v in timings.items()} if timings is not None
+            else inputs.get("create_timings")
+        ),
     }
 
 

@@ -16,8 +16,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from providers.api import VastClient
+from providers.cost import (
+    DEFAULT_EXPECTED_HOURS,
+    DEFAULT_EXPECTED_PULL_GB,
+    DEFAULT_EXPECTED_SYNC_GB,
+    Estimate,
+    estimate,
+    over_cap_message,
+    within_cap,
+)
 from providers.errors import (
     ApiError,
+    CostCapError,
     LifecycleError,
     NoOfferError,
     OfferGoneError,
@@ -33,6 +43,10 @@ POLL_FACTOR = 1.5
 DESTROY_VERIFY_TIMEOUT_S = 120.0
 RUNTYPE = "ssh_direc ssh_proxy"  # the CLI's spelling (sic): direct port 22 plus the proxy
 LABEL_TAG_PREFIX = "vast-gpu:"
+MAX_COST_HINT = (
+    "Raise it (`pulumi config set vast-gpu:maxCost <dollars>`, or unset it), or expect less: "
+    "vast-gpu:expectedHours, expectedSyncGB, expectedPullGB, disk, or a cheaper query."
+)
 
 PENDING_STATES = frozenset({None, "", "created", "scheduling", "loading", "rebooting", "stopped"})
 FAILED_STATES = frozenset({"exited", "offline", "unknown"})
@@ -61,10 +75,23 @@ class InstanceSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     image_login: str | None = None
     user_label: str | None = None
+    max_cost: float | None = None
+    """$ for the whole expected run; an offer whose estimate exceeds it is never rented."""
+    expected_hours: float = DEFAULT_EXPECTED_HOURS
+    expected_sync_gb: float = DEFAULT_EXPECTED_SYNC_GB
+    expected_pull_gb: float = DEFAULT_EXPECTED_PULL_GB
 
     @property
     def label(self) -> str:
         return full_label(self.tag, self.user_label)
+
+    def estimate(self, offer: Mapping[str, Any]) -> Estimate:
+        """What renting `offer` for the expected hours and transfers costs (providers/cost.py)."""
+        return estimate(
+            offer, disk_gb=self.disk_gb, hours=self.expected_hours,
+            sync_gb=self.expected_sync_gb, pull_gb=self.expected_pull_gb,
+            bid_price=self.bid_price,
+        )
 
     def search_body(self) -> dict[str, Any]:
         return build_search(
@@ -148,13 +175,25 @@ class Lifecycle:
         self._poll_first_s = poll_first_s
         self._poll_max_s = poll_max_s
         self._destroy_timeout_s = destroy_timeout_s
+        self.timings: dict[str, float] = {}
+        """Of the last create, in seconds: search, rent (the rent call that won), running
+        (rent to running), ssh (running to SSH accepting the key)."""
+        self.chosen_estimate: Estimate | None = None
+        self.chosen_offer_id: int | None = None
+        """The offer the returned instance was rented from (records only carry bundle_id)."""
+        """The estimate of the offer the last create rented."""
 
     # -- create -------------------------------------------------------------------------------
 
     def create(self, spec: InstanceSpec) -> dict[str, Any]:
         """Rent and wait until SSH accepts the user's key; the ready instance's record."""
         self.destroy_labelled(spec.tag, reason="leftover of an earlier create")
+        self.timings = {}
+        self.chosen_estimate = None
+        self.chosen_offer_id = None
+        started = self._clock()
         offers = self._search(spec)
+        self.timings["search"] = self._clock() - started
         tried: list[str] = []
         states: list[str] = []
         cleanups: list[str] = []
@@ -165,6 +204,9 @@ class Lifecycle:
                 break
             if offer.get("machine_id") in excluded_machines:
                 continue
+            est = spec.estimate(offer)
+            self._progress(est.describe())
+            rent_started = self._clock()
             try:
                 attempt = self._rent(spec, offer)
             except OfferGoneError:
@@ -176,6 +218,7 @@ class Lifecycle:
                 tried.append(f"{offer.get('id')} (rent failed)")
                 continue
             tried.append(f"{offer.get('id')} -> instance {attempt.instance_id}")
+            self.timings["rent"] = self._clock() - rent_started
             try:
                 record = self._wait_ready(spec, attempt)
             except (VastError, OSError) as exc:
@@ -188,6 +231,8 @@ class Lifecycle:
             except BaseException:
                 self._cleanup(attempt.instance_id)
                 raise
+            self.chosen_estimate = est
+            self.chosen_offer_id = int(offer["id"])
             return record
         cleanup = "; ".join(cleanups) if cleanups else "nothing was left rented"
         if failures == 0:
@@ -206,6 +251,21 @@ class Lifecycle:
             asked += f" at most ${spec.max_price:.3f}/h"
         if not offers:
             raise NoOfferError(asked)
+        affordable, refused = within_cap(
+            offers, spec.max_cost, disk_gb=spec.disk_gb, hours=spec.expected_hours,
+            sync_gb=spec.expected_sync_gb, pull_gb=spec.expected_pull_gb,
+            bid_price=spec.bid_price,
+        )
+        if not affordable:
+            assert refused is not None and spec.max_cost is not None
+            raise CostCapError(
+                over_cap_message(refused, spec.max_cost, MAX_COST_HINT),
+                estimate_total=refused.total, max_cost=spec.max_cost,
+            )
+        if len(affordable) < len(offers):
+            self._progress(f"maxCost ${spec.max_cost:.4f}: {len(offers) - len(affordable)} "
+                           f"offer(s) skipped, their estimate is above it")
+        offers = [dict(o) for o in affordable]
         self._progress(f"search: {len(offers)} offer(s) match; best {describe_offer(offers[0])}")
         return offers
 
@@ -227,12 +287,16 @@ class Lifecycle:
 
     def _wait_ready(self, spec: InstanceSpec, attempt: _Attempt) -> dict[str, Any]:
         deadline = self._clock() + spec.ready_timeout_s
+        started = self._clock()
         self._client.attach_ssh_key(attempt.instance_id, spec.ssh_public_key)
         record = self._wait_running(attempt, deadline)
+        running_at = self._clock()
+        self.timings["running"] = running_at - started
         endpoint = ssh_endpoint(record)
         if endpoint is None:
             raise LifecycleError(f"instance {attempt.instance_id} is running but has no SSH port")
         self._wait_ssh(attempt, endpoint, deadline)
+        self.timings["ssh"] = self._clock() - running_at
         self._progress(f"ssh ready at {endpoint.host}:{endpoint.port}")
         return record
 

@@ -22,7 +22,10 @@ __all__ = [
     "DEFAULT_API_URL",
     "DEFAULT_APP_DIR",
     "DEFAULT_DISK_GB",
+    "DEFAULT_IDLE_TIMEOUT_S",
+    "DEFAULT_LEASE_TIMEOUT_S",
     "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_MAX_LIFETIME_S",
     "DEFAULT_ORDER",
     "DEFAULT_QUERY",
     "DEFAULT_READY_TIMEOUT_S",
@@ -52,6 +55,10 @@ DEFAULT_DISK_GB = 60
 DEFAULT_READY_TIMEOUT_S = 900
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_APP_DIR = "/app"
+# The dead-man switch (remote/watchdog.py): a hard deadline, an idle time, a batch lease.
+DEFAULT_MAX_LIFETIME_S = 12 * 3600
+DEFAULT_IDLE_TIMEOUT_S = 30 * 60
+DEFAULT_LEASE_TIMEOUT_S = 10 * 60
 DEFAULT_WORK_DIR = "/work"
 
 _KEY_FILE_XDG = Path("vastai") / "vast_api_key"  # under $XDG_CONFIG_HOME, as `vastai set api-key`

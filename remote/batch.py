@@ -36,6 +36,7 @@ import paramiko
 
 from remote.errors import SshError, TaskDisconnected, TaskFileError
 from remote.ssh import Connection
+from remote.watchdog import hold_lease
 
 RUNNER = "./run-direct"
 KILL_GRACE_S = 3.0
@@ -129,7 +130,19 @@ def task_from_argv(argv: Sequence[str]) -> Task:
 
 def run_batch(
     conn: Connection, tasks: Sequence[Task], *, app_dir: str = "/app", logs_dir: Path,
-    out: TextIO = sys.stdout,
+    out: TextIO = sys.stdout, lease: bool = True,
+) -> BatchResult:
+    """_run_batch while holding the watchdog's lease (remote/watchdog.py), so the instance's
+    dead-man switch knows a batch is being minded; killed here, the lease lapses and the
+    instance destroys itself."""
+    if not lease:
+        return _run_batch(conn, tasks, app_dir=app_dir, logs_dir=logs_dir, out=out)
+    with hold_lease(conn, out):
+        return _run_batch(conn, tasks, app_dir=app_dir, logs_dir=logs_dir, out=out)
+
+
+def _run_batch(
+    conn: Connection, tasks: Sequence[Task], *, app_dir: str, logs_dir: Path, out: TextIO,
 ) -> BatchResult:
     """Run every task, whatever the others did; see the module docstring for the output, logs,
     and what Ctrl-C and a dropped connection do."""

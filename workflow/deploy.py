@@ -20,19 +20,32 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
+from providers.cost import (
+    DEFAULT_EXPECTED_HOURS,
+    DEFAULT_EXPECTED_PULL_GB,
+    estimate,
+    gb,
+    over_cap_message,
+    within_cap,
+)
+from providers.lifecycle import describe_offer
+from providers.query import build_search
+from providers.settings import DEFAULT_DISK_GB, DEFAULT_ORDER, DEFAULT_QUERY
 from remote.batch import BatchResult, Task, run_batch
 from remote.pull import pull
 from remote.ssh import Connection
-from remote.sync import sync
+from remote.sync import select_files, sync
 from workflow.connect import target_for
-from workflow.errors import TasksFailed
+from workflow.errors import TasksFailed, WorkflowError
 from workflow.outputs import parse_outputs
 from workflow.paths import PROJECT_DIR, WORK_REMOTE
 from workflow.pulumi import PROJECT, Stack
+from workflow.report import RunReport
 from workflow.sweep import destroy_all, of_stack
-from workflow.vast import client_for
+from workflow.vast import client_for, stack_config
 
 ENV_OVERRIDES = {"VAST_IMAGE": "image", "VAST_DISK": "disk", "VAST_QUERY": "query"}
+DRY_RUN_CAP_HINT = "Raise --max-cost (or the base stack's maxCost), or lower --hours or --disk."
 JOB_TIME_FORMAT = "%Y%m%d_%H%M%S"
 
 
@@ -109,30 +122,54 @@ def deploy(
             number += 1
             print(f"deploy [{number}] {step}", file=out)
     if opts.dry_run:
+        for line in dry_run_estimate(opts):
+            print(f"deploy: {line}", file=out)
         print("deploy: dry run: nothing rented", file=out)
         return None
     stack = Stack(opts.stack_name)
     result: BatchResult | None = None
+    report = RunReport("deploy", opts.job, stack.name, kept=opts.keep)
     with _sigterm_as_interrupt():
         try:
             _create_stack(stack, opts)
-            stack.up()
-            outputs = parse_outputs(stack.name, stack.outputs())
-            target = target_for(outputs, outputs.pick(), ssh_key=opts.ssh_key)
+            with report.phase("up"):
+                stack.up()
+            raw = stack.outputs()
+            outputs = parse_outputs(stack.name, raw)
+            inst = outputs.pick()
+            report.set_instance(raw, inst.instance_id)
+            target = target_for(outputs, inst, ssh_key=opts.ssh_key)
             with Connection(target) as conn:
                 if not opts.no_sync:
-                    sync(conn, opts.src, outputs.app_dir)
-                result = run_batch(
-                    conn, opts.tasks, app_dir=outputs.app_dir,
-                    logs_dir=opts.results_dir / "logs", out=out,
-                )
+                    with report.phase("sync"):
+                        report.bytes_sent = sync(conn, opts.src, outputs.app_dir).bytes_sent
+                try:
+                    with report.phase("tasks"):
+                        result = run_batch(
+                            conn, opts.tasks, app_dir=outputs.app_dir,
+                            logs_dir=opts.results_dir / "logs", out=out,
+                        )
+                finally:
+                    if result is not None:
+                        report.set_batch(result)
+                    else:
+                        report.tasks_from_summary(opts.results_dir / "logs")
                 if not opts.no_pull:
-                    pull(conn, outputs.work_dir, local_dir=opts.results_dir)
+                    with report.phase("pull"):
+                        pulled = pull(conn, outputs.work_dir, local_dir=opts.results_dir)
+                    report.bytes_received = pulled.nbytes
             if opts.shell and open_shell is not None:
                 open_shell(stack)
+            if result is not None and result.failed:
+                report.outcome = f"{result.failed} of {len(result.results)} task(s) failed"
+        except BaseException as exc:
+            report.outcome = f"stopped: {type(exc).__name__}: {exc}".splitlines()[0]
+            raise
         finally:
             if not opts.keep:
-                _teardown(stack, out)
+                with report.phase("destroy"):
+                    _teardown(stack, out)
+            report.save_and_print(opts.results_dir, out, "deploy: ")
     if result is not None and result.failed:
         raise TasksFailed(result.failed, len(result.results))
     return result
@@ -143,10 +180,68 @@ def _create_stack(stack: Stack, opts: DeployOptions) -> None:
     if opts.base_stack:
         stack.capture("config", "cp", "--stack", opts.base_stack, "--dest", stack.name, stack=False)
     settings = dict(opts.settings)
+    if not opts.no_sync and "expectedSyncGB" not in settings:  # what sync will send, exactly
+        settings["expectedSyncGB"] = repr(sync_gb(opts.src))
     if opts.ssh_key and "sshPublicKey" not in settings:  # attach the key we will log in with
         settings["sshPublicKey"] = str(Path(opts.ssh_key).expanduser()) + ".pub"
     for key, value in settings.items():
         stack.set_config(f"vast-gpu:{key}", value)
+
+
+def sync_gb(src: Path) -> float:
+    """GB a first sync of src sends: the size of every selected file (remote/sync.py)."""
+    return gb(sum(f.size for f in select_files(src)))
+
+
+def dry_run_estimate(opts: DeployOptions) -> list[str]:
+    """The offer a rent would choose now and its estimate: the provider's own selection
+    (maxPricePerHour, then maxCost) on a search, which is free and rents nothing."""
+    base = Stack(opts.base_stack) if opts.base_stack else None
+
+    def setting(key: str) -> str | None:
+        return opts.settings.get(key) or stack_config(base, f"vast-gpu:{key}")
+
+    def number(key: str, default: float | None) -> float | None:
+        raw = setting(key)
+        if raw is None:
+            return default
+        try:
+            return float(raw)
+        except ValueError:
+            raise WorkflowError(f"{key} {raw!r} is not a number") from None
+
+    query = setting("query") or DEFAULT_QUERY
+    disk_gb = number("disk", DEFAULT_DISK_GB) or DEFAULT_DISK_GB
+    max_price, bid = number("maxPricePerHour", None), number("bidPrice", None)
+    max_cost = number("maxCost", None)
+    hours = number("expectedHours", DEFAULT_EXPECTED_HOURS) or DEFAULT_EXPECTED_HOURS
+    pull_gb = number("expectedPullGB", DEFAULT_EXPECTED_PULL_GB) or 0.0
+    upload_gb = 0.0 if opts.no_sync else number("expectedSyncGB", None)
+    if upload_gb is None:
+        upload_gb = sync_gb(opts.src)
+    body = build_search(query, setting("order") or DEFAULT_ORDER, disk_gb=disk_gb,
+                        offer_type="bid" if bid is not None else "on-demand",
+                        max_price=max_price)
+    client = client_for(base, key_required=False)
+    try:
+        offers = client.search_offers(body)
+    finally:
+        client.close()
+    if max_price is not None:
+        offers = [o for o in offers if float(o.get("dph_total") or 0) <= max_price]
+    if not offers:
+        return [f"no offer matches the query {query!r} now: a real run would fail"]
+    kept, refused = within_cap(offers, max_cost, disk_gb=disk_gb, hours=hours,
+                               sync_gb=upload_gb, pull_gb=pull_gb, bid_price=bid)
+    if not kept:
+        assert refused is not None and max_cost is not None
+        return ["a real run would refuse to rent: "
+                + over_cap_message(refused, max_cost, DRY_RUN_CAP_HINT)]
+    chosen = kept[0]
+    est = estimate(chosen, disk_gb=disk_gb, hours=hours, sync_gb=upload_gb,
+                      pull_gb=pull_gb, bid_price=bid)
+    cap = f" (maxCost ${max_cost:.4f})" if max_cost is not None else ""
+    return [f"would rent {describe_offer(chosen)}", est.describe() + cap]
 
 
 def _teardown(stack: Stack, out: TextIO) -> None:

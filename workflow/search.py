@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from providers.api import VastClient
+from providers.cost import Estimate
 from providers.query import build_search
 
 COLUMNS = (
@@ -30,10 +31,18 @@ def search(
     return client.search_offers(body)[:limit]
 
 
-def offer_table(offers: Sequence[dict[str, Any]]) -> str:
-    """Aligned text columns; $/h includes storage for the disk asked for (as vast prices it)."""
+def offer_table(
+    offers: Sequence[dict[str, Any]], estimates: Sequence[Estimate] | None = None
+) -> str:
+    """Aligned text columns; $/h includes storage for the disk asked for (as vast prices it).
+    With estimates (one per offer), their totals make a column before `where`."""
     header = [c[1] for c in COLUMNS]
     rows = [[_cell(offer, col) for col in COLUMNS] for offer in offers]
+    if estimates:
+        at = header.index("where")
+        header.insert(at, f"est $ {estimates[0].hours:g}h")
+        for row, est in zip(rows, estimates, strict=True):
+            row.insert(at, f"{est.total:.3f}")
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]

@@ -187,7 +187,8 @@ def test_search_shows_a_table_of_matching_offers(inv: Inv, vastsim: VastSim):
                "--limit", "5")
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("5 offer(s) for: gpu_ram >= 40 num_gpus = 1")
-    header, rows = lines[1], lines[2:]
+    header, rows = lines[1], lines[2:-1]
+    assert lines[-1].startswith("chosen (first) estimate for offer ")  # see test_cost_report
 
     def column(name: str, following: str) -> list[float]:
         start, end = header.index(name), header.index(following)

@@ -70,6 +70,8 @@ def test_up_refresh_label_replace_destroy(vast_stack: PulumiCli, sim: VastSim, s
     assert outs["ssh_port"] == int(record["ports"]["22/tcp"][0]["HostPort"])
     assert outs["gpu_name"] == record["gpu_name"]
     assert outs["machine_id"] == record["machine_id"]
+    [rent] = [path for method, path in rent_and_delete_order(sim) if method == "PUT"]
+    assert outs["offer_id"] == int(rent.split("/")[4])  # /api/v0/asks/<offer>/
     assert outs["ssh_command"] == f"ssh -p {outs['ssh_port']} root@127.0.0.1"
     assert login_probe(outs["ssh_host"], outs["ssh_port"], ssh_key) is None
     assert sim.billing_now() == [first]
