@@ -15,10 +15,8 @@ never leaves the user's machine.
 - idle: no SSH session and no lease for that long.
 
 0 disables a trigger; all three 0 installs no watchdog at all. The state lives in
-`/tmp/vast-gpu.<instance id>.<its SSH port>/` (`watchdog.log`, `lease`, `lease_s`), wiped at
-each boot. On vast.ai a container's /tmp is its own and `vast-gpu.<id>` alone would do; the
-port is for vastsim, whose instances share the host's /tmp and whose ids start afresh in each
-run, so two vastsims at once would otherwise share a directory. Timing is in whole seconds
+`/tmp/vast-gpu/` (`watchdog.log`, `lease`, `lease_s`), wiped at each boot: a container's /tmp
+is its own, on vast.ai as in vastsim. Timing is in whole seconds
 (`date +%s`): a trigger fires between a second before its time and one check interval after.
 """
 
@@ -34,8 +32,8 @@ from typing import TextIO
 from remote.errors import SshError
 from remote.ssh import Connection
 
-STATE_DIR = "/tmp/vast-gpu.$CONTAINER_ID.$VAST_TCP_PORT_22"
-"""The watchdog's directory, as the instance's shell spells it."""
+STATE_DIR = "/tmp/vast-gpu"
+"""The watchdog's directory on the instance."""
 MAX_ONSTART_CHARS = 4096  # vast.ai's limit on onstart (+ args), vast-api.md §3.2
 MAX_CHECK_S = 30
 RENEWALS_PER_LEASE = 3
@@ -100,13 +98,7 @@ fi
 unset d s
 """
 
-# The local side's view of the state dir: sessions see CONTAINER_ID on vastsim; on vast.ai
-# they may not (it is set for the container's init and onstart), but there the container's
-# own /tmp holds exactly one such dir.
-_FIND_DIR = f"""\
-if [ -n "$CONTAINER_ID" ]; then d={STATE_DIR}
-else set -- /tmp/vast-gpu.*; [ $# = 1 ] && d=$1 || exit 0; fi
-"""
+_FIND_DIR = f"d={STATE_DIR}\n"
 _TAKE_LEASE = _FIND_DIR + """\
 s=$(cat "$d/lease_s" 2>/dev/null); [ "${s:-0}" -gt 0 ] 2>/dev/null || exit 0
 echo $(( $(date +%s) + s )) >"$d/lease.new" && mv -f "$d/lease.new" "$d/lease" && echo "$s"
@@ -238,8 +230,3 @@ def hold_lease(conn: Connection, out: TextIO | None = None) -> Iterator[Lease | 
         yield lease
     finally:
         lease.release()
-
-
-def state_dir(instance_id: int, ssh_port: int) -> str:
-    """Where one instance's watchdog keeps its log and lease (STATE_DIR, spelled out)."""
-    return f"/tmp/vast-gpu.{instance_id}.{ssh_port}"

@@ -5,11 +5,13 @@ that container alone. vastsim gives each instance the same view without containe
 
 As root, ``unshare --mount --propagation private --pid --fork`` runs a small ``sh`` script as
 the init of a new mount and pid namespace. The script bind-mounts ``root/app`` on /app,
-``root/work`` on /work and ``root/ssh`` on /run/vastsim/ssh, starts onstart in the background,
-then execs sshd, which stays the namespace's init. The ssh bind lets sshd still find its keys
-when ``root`` itself lies under /app or /work. The binds exist only inside the namespace: the
-host's /app and /work are never written. Any of those three mount points missing on the host is
-created as an empty directory, and nothing else is done to it. Every process of the instance
+``root/work`` on /work, ``root/tmp`` on /tmp (a container has its own /tmp; nothing an
+instance leaves there outlives it) and ``root/ssh`` on /run/vastsim/ssh, starts onstart in the
+background, then execs sshd, which stays the namespace's init. The ssh bind lets sshd still
+find its keys when ``root`` itself lies under /app, /work or /tmp. The binds exist only inside
+the namespace: the host's /app, /work and /tmp are never written. A missing mount point
+(/app, /work, /run/vastsim/ssh) is created on the host as an empty directory, and nothing else
+is done to it. Every process of the instance
 (sshd, sessions, onstart and whatever they start) shares the mount namespace, so ``kill`` and
 ``stop`` find them by ``/proc/PID/ns/mnt``. The pid namespace makes the kernel kill and reap the
 rest once sshd dies, so no zombie is left even where PID 1 never reaps orphans. Sessions see a
@@ -65,13 +67,14 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # quoting. fd 3 is opened before the binds, so onstart.log is reachable even under /work.
 _BOOT_SCRIPT = f"""\
 set -e
-app=$1 work=$2 ssh=$3 onstart_log=$4 onstart=$5 delay=$6
-shift 6
+app=$1 work=$2 ssh=$3 tmp=$4 onstart_log=$5 onstart=$6 delay=$7
+shift 7
 exec 3>>"$onstart_log"
 if [ -n "$app" ]; then
   mount --bind "$ssh" {SSH_MOUNT}
   mount --bind "$app" {APP}
   mount --bind "$work" {WORK}
+  mount --bind "$tmp" /tmp
 fi
 if [ -n "$onstart" ]; then
   (cd / && exec sh -c "$onstart") </dev/null >&3 2>&3 &
@@ -166,6 +169,8 @@ class SshHost:
         self._log_offset = 0
         for d in (self.root / "app", self.root / "work"):
             d.mkdir(parents=True, exist_ok=True)
+        (self.root / "tmp").mkdir(exist_ok=True)
+        (self.root / "tmp").chmod(0o1777)  # a container's own /tmp, gone with the instance
         self.ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not self.host_key.exists():
             _run([SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C",
@@ -322,8 +327,8 @@ class SshHost:
         config = (SSH_MOUNT if self.isolate else self.ssh_dir) / self.config_path.name
         sshd = [SSHD, "-D", "-e", "-f", str(config)]
         delay = f"{sshd_delay:.3f}" if sshd_delay > 0 else "0"
-        binds = ([str(self.root / "app"), str(self.root / "work"), str(self.ssh_dir)]
-                 if self.isolate else ["", "", ""])
+        binds = ([str(self.root / "app"), str(self.root / "work"), str(self.ssh_dir),
+                  str(self.root / "tmp")] if self.isolate else ["", "", "", ""])
         script = ["sh", "-c", _BOOT_SCRIPT, "vastsim-boot", *binds,
                   str(self.onstart_log), onstart, delay, *sshd]
         if self.isolate:

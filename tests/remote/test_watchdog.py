@@ -5,13 +5,14 @@ it should: GPU seconds billed = time from boot to the watchdog's DELETE.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,10 +30,10 @@ from remote.watchdog import (
     _SCRIPT,
     MAX_ONSTART_CHARS,
     MAX_USER_ONSTART_CHARS,
+    STATE_DIR,
     Deadman,
     onstart_with_watchdog,
     parse_duration,
-    state_dir,
 )
 from vastsim.testing import VastSim
 
@@ -120,29 +121,36 @@ def test_a_bad_duration_in_the_stack_config_names_the_key() -> None:
 # --- on vastsim ------------------------------------------------------------------------------
 
 
+# The instance's private /tmp is root/tmp in vastsim's state dir, and it goes with the
+# instance on destroy: so the log is read as it goes and the last text seen is kept.
+_STATE: dict[int, Path] = {}
+_SEEN: dict[int, str] = {}
+
+
 @pytest.fixture
-def watched(rent: Rent) -> Iterator[Callable[..., tuple[int, Target]]]:
+def watched(rent: Rent, vastsim: VastSim) -> Callable[..., tuple[int, Target]]:
     """rent_watched(lifetime, idle, lease) -> a vastsim instance running the watchdog."""
-    made: list[tuple[int, int]] = []
 
     def make(lifetime: int, idle: int, lease: int) -> tuple[int, Target]:
         deadman = Deadman(lifetime, idle, lease, check_s=CHECK_S)
         instance_id, target = rent(onstart=onstart_with_watchdog(None, deadman))
-        made.append((instance_id, target.port))
-        wait_for(lambda: "watching:" in watchdog_log(instance_id, target.port), 5,
-                 "the watchdog to start")
+        [root] = [i["root"] for i in vastsim.internals() if i["id"] == instance_id]
+        _STATE[instance_id] = Path(root) / STATE_DIR.lstrip("/")
+        wait_for(lambda: "watching:" in watchdog_log(instance_id), 5, "the watchdog to start")
         return instance_id, target
 
-    yield make
-    for instance_id, port in made:  # vastsim's instances share the host's /tmp
-        shutil.rmtree(state_dir(instance_id, port), ignore_errors=True)
+    return make
 
 
-def watchdog_log(instance_id: int, port: int) -> str:
-    try:
-        return Path(state_dir(instance_id, port), "watchdog.log").read_text()
-    except FileNotFoundError:
-        return ""
+def state_dir(instance_id: int) -> Path:
+    """The instance's watchdog dir, seen from the host (while the instance exists)."""
+    return _STATE[instance_id]
+
+
+def watchdog_log(instance_id: int) -> str:
+    with contextlib.suppress(FileNotFoundError):
+        _SEEN[instance_id] = (state_dir(instance_id) / "watchdog.log").read_text()
+    return _SEEN.get(instance_id, "")
 
 
 def wait_for(done: Callable[[], object], within: float, what: str) -> float:
@@ -156,15 +164,20 @@ def wait_for(done: Callable[[], object], within: float, what: str) -> float:
 
 
 def wait_destroyed(vastsim: VastSim, instance_id: int, within: float) -> float:
-    return wait_for(lambda: instance_id not in vastsim.billing_now(), within,
-                    f"instance {instance_id} to stop billing")
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        watchdog_log(instance_id)  # keep the last words before the files go
+        if instance_id not in vastsim.billing_now():
+            return time.monotonic()
+        time.sleep(0.01)
+    raise AssertionError(f"waited {within} s for instance {instance_id} to stop billing")
 
 
 def stays_billing(vastsim: VastSim, target: Target, instance_id: int, seconds: float) -> None:
     """Still billing at every look for `seconds` (a negative claim needs the whole wait)."""
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        assert instance_id in vastsim.billing_now(), watchdog_log(instance_id, target.port)
+        assert instance_id in vastsim.billing_now(), watchdog_log(instance_id)
         time.sleep(0.2)
 
 
@@ -182,7 +195,7 @@ def test_max_lifetime_fires_even_with_a_session_open(
     with Connection(target) as conn:
         # The account's key is nowhere on the instance: not in any process's environment,
         # not in the watchdog's files; the instance holds only its own key.
-        where = f"/proc/[0-9]*/environ {state_dir(instance_id, target.port)}"
+        where = f"/proc/[0-9]*/environ {STATE_DIR}"
         probe = conn.run(f'echo "$CONTAINER_API_KEY"; grep -rlsF -- "{vastsim.api_key}" {where}',
                          check=False)
         own_key = probe.stdout.splitlines()[0]
@@ -190,7 +203,7 @@ def test_max_lifetime_fires_even_with_a_session_open(
         assert probe.exit_code == 1, probe.stdout  # grep found nothing
         wait_destroyed(vastsim, instance_id, 3 + SLACK_S + 2)
     assert 3 - 1 <= billed_gpu_seconds(vastsim, instance_id) <= 3 + SLACK_S
-    assert "firing: max lifetime of 3s reached" in watchdog_log(instance_id, target.port)
+    assert "firing: max lifetime of 3s reached" in watchdog_log(instance_id)
 
 
 @pytest.mark.sshd
@@ -204,7 +217,7 @@ def test_idle_fires_only_once_no_session_is_left(
     closed = time.monotonic()
     gone = wait_destroyed(vastsim, instance_id, 2 + SLACK_S + 2)
     assert gone - closed <= 2 + SLACK_S  # not early: stays_billing above
-    assert "firing: idle for 2s" in watchdog_log(instance_id, target.port)
+    assert "firing: idle for 2s" in watchdog_log(instance_id)
 
 
 @pytest.mark.sshd
@@ -212,7 +225,7 @@ def test_a_renewed_lease_keeps_a_long_task_alive(
     watched: Callable[..., tuple[int, Target]], vastsim: VastSim, tmp_path: Path
 ) -> None:
     instance_id, target = watched(0, 0, 2)
-    lease_file = Path(state_dir(instance_id, target.port), "lease")
+    lease_file = Path(state_dir(instance_id), "lease")
     with Connection(target) as conn:
         conn.run("cat > /app/run-direct && chmod +x /app/run-direct", stdin=RUN_DIRECT.encode())
         result = run_batch(conn, [Task("sleep 6", 1)], logs_dir=tmp_path / "logs",
@@ -220,7 +233,7 @@ def test_a_renewed_lease_keeps_a_long_task_alive(
         assert result.ok  # 6 s of task on a 2 s lease
         assert not lease_file.exists()  # released: idle time governs again
     assert instance_id in vastsim.billing_now()
-    assert "firing" not in watchdog_log(instance_id, target.port)
+    assert "firing" not in watchdog_log(instance_id)
 
 
 DRIVER = """
@@ -240,7 +253,7 @@ def test_sigkill_of_the_local_side_lets_the_lease_lapse(
     watched: Callable[..., tuple[int, Target]], vastsim: VastSim, tmp_path: Path
 ) -> None:
     instance_id, target = watched(0, 0, 2)
-    lease_file = Path(state_dir(instance_id, target.port), "lease")
+    lease_file = Path(state_dir(instance_id), "lease")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     driver = subprocess.Popen(
         [sys.executable, "-c", DRIVER, target.host, str(target.port), str(target.key_path),
@@ -261,4 +274,4 @@ def test_sigkill_of_the_local_side_lets_the_lease_lapse(
             driver.wait(5)
     gone = wait_destroyed(vastsim, instance_id, 2 + SLACK_S + 2)
     assert 0.3 <= gone - killed <= 2 + SLACK_S
-    assert "firing: lease lapsed" in watchdog_log(instance_id, target.port)
+    assert "firing: lease lapsed" in watchdog_log(instance_id)
