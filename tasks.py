@@ -13,8 +13,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from invoke import Context, Exit, task
+import invoke
+from invoke import Context, Exit
 
 from providers.cost import (
     DEFAULT_EXPECTED_HOURS,
@@ -46,6 +48,12 @@ from workflow.search import offer_table
 from workflow.search import search as search_offers
 from workflow.sweep import destroy_all, leftovers
 from workflow.vast import client_for, stack_config
+
+
+def task(**kwargs: Any) -> Any:
+    """invoke's @task with long flags only: short ones would shadow -h (help) and clash."""
+    return invoke.task(auto_shortflags=False, **kwargs)
+
 
 STACK_HELP = "pulumi stack to work on (default: the selected one)"
 KEY_HELP = "private key to log in with (default: the stack's sshPublicKey pair, else ~/.ssh/id_*)"
@@ -313,7 +321,7 @@ def sim(c: Context, port: int = DEFAULT_PORT, state_dir: str = str(DEFAULT_STATE
     os.execve(sys.executable, argv, {**os.environ, "PYTHONPATH": path})  # vastsim owns Ctrl-C
 
 
-@task
+@task()
 def demo(c: Context) -> None:
     """The whole job against vastsim: start it, deploy examples/demo, list results, stop it."""
     with _errors():
