@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.inv_cli import Inv
 from tests.e2e.pulumi_cli import PulumiCli, pulumi_available
 from vastsim.testing import VastSim
 
@@ -87,3 +88,30 @@ def vast_stack(tmp_path: Path, sim: VastSim, ssh_key: Path) -> Iterator[PulumiCl
     yield cli
     cli.run("destroy", "--yes", "--non-interactive", check=False)
     cli.run_raw("stack", "rm", cli.stack, "--yes", "--force", check=False)
+
+
+@pytest.fixture
+def inv(tmp_path: Path, vastsim: VastSim) -> Inv:
+    require_pulumi()
+    backend = tmp_path / "state"
+    backend.mkdir()
+    return Inv(project_copy(tmp_path / "project"), backend, vastsim)
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    """A tiny app: run-direct that echoes, writes into $WORK_DIR, fails on demand."""
+    src = tmp_path / "app"
+    src.mkdir()
+    (src / "run-direct").write_text(
+        "#!/bin/sh\n"
+        'case "$1" in\n'
+        '  write) mkdir -p /work/out && echo "$2" > "/work/out/$2.txt" && echo "wrote $2";;\n'
+        '  fail) echo "failing" >&2; exit 4;;\n'
+        '  sleep) echo started > /work/sleeping; sleep "$2";;\n'
+        '  *) echo "args($#): $*";;\n'
+        "esac\n"
+    )
+    (src / "run-direct").chmod(0o755)
+    (src / "data.txt").write_text("payload\n")
+    return src

@@ -14,39 +14,13 @@ from providers.api import VastClient
 from providers.cost import BYTES_PER_GB, estimate, rates
 from providers.query import build_search
 from providers.settings import DEFAULT_DISK_GB, DEFAULT_ORDER, DEFAULT_QUERY
-from tests.e2e.conftest import project_copy, require_pulumi
-from tests.e2e.test_tasks import Inv
+from tests.e2e.inv_cli import Inv
 from vastsim.testing import VastSim
 
 pytestmark = pytest.mark.e2e
 
 TOTAL = re.compile(r"estimate for offer (\d+): .* total \$([0-9.]+)")
 LEDGER_WAIT_S = 2.0
-
-
-@pytest.fixture
-def inv(tmp_path: Path, vastsim: VastSim) -> Inv:
-    require_pulumi()
-    backend = tmp_path / "state"
-    backend.mkdir()
-    return Inv(project_copy(tmp_path / "project"), backend, vastsim)
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Path:
-    src = tmp_path / "app"
-    src.mkdir()
-    (src / "run-direct").write_text(
-        "#!/bin/sh\n"
-        'case "$1" in\n'
-        '  write) mkdir -p /work/out && echo "$2" > "/work/out/$2.txt";;\n'
-        '  fail) exit 4;;\n'
-        '  *) echo "args: $*";;\n'
-        "esac\n"
-    )
-    (src / "run-direct").chmod(0o755)
-    (src / "data.bin").write_bytes(b"x" * 300_000)
-    return src
 
 
 def first_offer(sim: VastSim, disk_gb: float = DEFAULT_DISK_GB) -> dict:
@@ -133,6 +107,7 @@ def test_max_cost_refuses_up_then_run_writes_a_report(inv: Inv, ssh_key: Path, v
 
 def test_deploy_writes_the_report_and_prints_its_summary(inv: Inv, app: Path, ssh_key: Path,
                                                          vastsim: VastSim):
+    (app / "data.bin").write_bytes(b"x" * 300_000)  # something to count on the way up
     tasks = app / "jobs.txt"
     tasks.write_text("write one\nfail\n")
     inv.env["PULUMI_CONFIG_PASSPHRASE"] = "users-own"

@@ -2,84 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.e2e.conftest import ROOT, project_copy, require_pulumi
-from tools.pulumi_env import pulumi_env
+from tests.e2e.inv_cli import Inv
 from vastsim.testing import VastSim
 
 pytestmark = pytest.mark.e2e
-
-
-class Inv:
-    """`python -m invoke` against a private project copy, backend and vastsim."""
-
-    def __init__(self, project: Path, backend: Path, sim: VastSim) -> None:
-        self.project = project
-        self.env = {
-            **os.environ, "VAST_GPU_PROJECT": str(project), "VAST_URL": sim.url,
-            "VAST_API_KEY": sim.api_key, "PULUMI_BACKEND_URL": backend.as_uri(),
-            "PYTHONPATH": str(ROOT),
-        }
-
-    def argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "invoke", "-r", str(ROOT), *args]
-
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(self.argv(*args), env=self.env, capture_output=True, text=True,
-                              timeout=300)
-        if check:
-            assert proc.returncode == 0, f"inv {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
-        return proc
-
-    def pulumi(self, stack: str, *args: str, on_stack: bool = True) -> str:
-        cmd = ["pulumi", *args, "--non-interactive", *(["--stack", stack] if on_stack else [])]
-        return subprocess.run(cmd, cwd=self.project, env=pulumi_env(stack, self.env),
-                              capture_output=True, text=True, check=True).stdout
-
-    def new_stack(self, key: Path) -> str:
-        """A vastsim stack (local-* prefix: the fixed passphrase) configured to rent."""
-        stack = f"local-t{uuid.uuid4().hex[:6]}"
-        self.pulumi(stack, "stack", "init", stack, on_stack=False)
-        for k, v in {"image": "img", "sshPublicKey": f"{key}.pub", "readyTimeout": "60"}.items():
-            self.pulumi(stack, "config", "set", f"vast-gpu:{k}", v)
-        return stack
-
-
-@pytest.fixture
-def inv(tmp_path: Path, vastsim: VastSim) -> Inv:
-    require_pulumi()
-    backend = tmp_path / "state"
-    backend.mkdir()
-    return Inv(project_copy(tmp_path / "project"), backend, vastsim)
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Path:
-    """A tiny app: run-direct that echoes, writes into $WORK_DIR, fails on demand."""
-    src = tmp_path / "app"
-    src.mkdir()
-    (src / "run-direct").write_text(
-        "#!/bin/sh\n"
-        'case "$1" in\n'
-        '  write) mkdir -p /work/out && echo "$2" > "/work/out/$2.txt" && echo "wrote $2";;\n'
-        '  fail) echo "failing" >&2; exit 4;;\n'
-        '  sleep) echo started > /work/sleeping; sleep "$2";;\n'
-        '  *) echo "args($#): $*";;\n'
-        "esac\n"
-    )
-    (src / "run-direct").chmod(0o755)
-    (src / "data.txt").write_text("payload\n")
-    return src
 
 
 def test_up_status_sync_run_pull_sweep_down(inv: Inv, app: Path, ssh_key: Path, vastsim: VastSim):

@@ -1,0 +1,47 @@
+"""Run the real `inv` (invoke) from tests: a private project copy, backend and vastsim."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from tools.pulumi_env import ROOT, pulumi_env
+from vastsim.testing import VastSim
+
+
+class Inv:
+    """`python -m invoke` against a private project copy, backend and vastsim."""
+
+    def __init__(self, project: Path, backend: Path, sim: VastSim) -> None:
+        self.project = project
+        self.env = {
+            **os.environ, "VAST_GPU_PROJECT": str(project), "VAST_URL": sim.url,
+            "VAST_API_KEY": sim.api_key, "PULUMI_BACKEND_URL": backend.as_uri(),
+            "PYTHONPATH": str(ROOT),
+        }
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "invoke", "-r", str(ROOT), *args]
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(self.argv(*args), env=self.env, capture_output=True, text=True,
+                              timeout=300)
+        if check:
+            assert proc.returncode == 0, f"inv {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+        return proc
+
+    def pulumi(self, stack: str, *args: str, on_stack: bool = True) -> str:
+        cmd = ["pulumi", *args, "--non-interactive", *(["--stack", stack] if on_stack else [])]
+        return subprocess.run(cmd, cwd=self.project, env=pulumi_env(stack, self.env),
+                              capture_output=True, text=True, check=True).stdout
+
+    def new_stack(self, key: Path) -> str:
+        """A vastsim stack (local-* prefix: the fixed passphrase) configured to rent."""
+        stack = f"local-t{uuid.uuid4().hex[:6]}"
+        self.pulumi(stack, "stack", "init", stack, on_stack=False)
+        for k, v in {"image": "img", "sshPublicKey": f"{key}.pub", "readyTimeout": "60"}.items():
+            self.pulumi(stack, "config", "set", f"vast-gpu:{k}", v)
+        return stack
