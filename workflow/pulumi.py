@@ -104,7 +104,7 @@ class Stack:
         self.stream("up", "--yes", "--skip-preview")
 
     def destroy(self) -> None:
-        self.stream("destroy", "--yes")
+        self.stream("destroy", "--yes", "--skip-preview")
 
     def remove(self) -> None:
         self.capture("stack", "rm", self.name, "--yes", stack=False)
