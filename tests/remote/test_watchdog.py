@@ -83,11 +83,16 @@ def test_onstart_is_the_installer_then_the_users_script() -> None:
 
 
 def test_script_is_valid_sh(tmp_path: Path) -> None:
-    for name, text in [("watchdog.sh", _SCRIPT),
-                       ("onstart.sh", onstart_with_watchdog("true", Deadman(1, 2, 3)) or "")]:
+    onstart = onstart_with_watchdog("true", Deadman(1, 2, 3))
+    assert onstart and _SCRIPT in onstart and onstart.rstrip().endswith("true")
+    shells = [s for s in ("sh", "dash", "bash") if shutil.which(s)]
+    assert shells, "no POSIX shell to check the script with"
+    for name, text in [("watchdog.sh", _SCRIPT), ("onstart.sh", onstart)]:
         (tmp_path / name).write_text(text)
-        for shell in filter(shutil.which, ("sh", "dash", "bash")):
-            subprocess.run([shell, "-n", str(tmp_path / name)], check=True)
+        for shell in shells:
+            checked = subprocess.run([shell, "-n", str(tmp_path / name)], capture_output=True,
+                                     text=True)
+            assert checked.returncode == 0, f"{shell} -n {name}: {checked.stderr}"
 
 
 def test_stack_inputs_carry_the_switch() -> None:
