@@ -18,15 +18,8 @@ from typing import Any
 import invoke
 from invoke import Context, Exit
 
-from providers.cost import (
-    DEFAULT_EXPECTED_HOURS,
-    DEFAULT_EXPECTED_PULL_GB,
-    DEFAULT_EXPECTED_SYNC_GB,
-    cost_so_far,
-)
-from providers.cost import estimate as estimate_cost
+from providers.cost import cost_so_far
 from providers.errors import VastError
-from providers.settings import DEFAULT_DISK_GB, DEFAULT_ORDER, DEFAULT_QUERY
 from remote.batch import parse_tasks, run_batch, task_from_argv
 from remote.errors import RemoteError
 from remote.pull import pull as pull_dir
@@ -44,10 +37,10 @@ from workflow.outputs import parse_outputs
 from workflow.paths import PROJECT_DIR, WORK_REMOTE
 from workflow.pulumi import Stack, list_stacks, selected_stack
 from workflow.report import RunReport
-from workflow.search import offer_table
-from workflow.search import search as search_offers
+from workflow.search import offer_table, selection_for, summary
+from workflow.settings import stack_settings
 from workflow.sweep import destroy_all, leftovers
-from workflow.vast import client_for, stack_config
+from workflow.vast import client_for
 
 
 def task(**kwargs: Any) -> Any:
@@ -133,7 +126,7 @@ def status(c: Context, stack: str | None = None) -> None:
 
 
 @task(help={
-    "stack": "take query, order and disk from this stack's config",
+    "stack": "take the settings from this stack (default: the selected one, if any)",
     "query": "offer filter in the vast CLI grammar (overrides the stack's)",
     "order": "ranking, e.g. dph+ (overrides the stack's)",
     "disk": "GB of disk to price in",
@@ -142,26 +135,30 @@ def status(c: Context, stack: str | None = None) -> None:
 })
 def search(
     c: Context, stack: str | None = None, query: str | None = None, order: str | None = None,
-    disk: float | None = None, limit: int = 20, hours: float | None = None,
+    disk: str | None = None, limit: int = 20, hours: str | None = None,
 ) -> None:
-    """A table of the offers a rent would choose from, cheapest first by default."""
+    """The offers a rent would choose from, best first, exactly as `pulumi up` would rank them
+    (price cap, bid, maxCost included); rents nothing."""
     with _errors():
-        s = Stack(stack) if stack else None
-        query = query or stack_config(s, "vast-gpu:query") or DEFAULT_QUERY
-        order = order or stack_config(s, "vast-gpu:order") or DEFAULT_ORDER
-        disk_gb = float(disk or stack_config(s, "vast-gpu:disk") or DEFAULT_DISK_GB)
-        hours = float(hours or stack_config(s, "vast-gpu:expectedHours")
-                      or DEFAULT_EXPECTED_HOURS)
-        sync_gb = float(stack_config(s, "vast-gpu:expectedSyncGB") or DEFAULT_EXPECTED_SYNC_GB)
-        pull_gb = float(stack_config(s, "vast-gpu:expectedPullGB") or DEFAULT_EXPECTED_PULL_GB)
-        offers = search_offers(client_for(s, key_required=False), query, order,
-                               disk_gb=disk_gb, limit=limit)
-        print(f"{len(offers)} offer(s) for: {query}  (order {order}, $/h with {disk_gb:g} GB disk)")
-        if offers:
-            estimates = [estimate_cost(o, disk_gb=disk_gb, hours=hours, sync_gb=sync_gb,
-                                       pull_gb=pull_gb) for o in offers]
-            print(offer_table(offers, estimates))
-            print(f"chosen (first) {estimates[0].describe()}")
+        s = Stack(stack) if stack else _selected_or_none()
+        settings = stack_settings(s, {"query": query, "order": order, "disk": disk,
+                                      "expectedHours": hours}, image_required=False)
+        selection = selection_for(s, settings)
+        shown = selection.candidates[:limit]
+        where = f"stack {s.name!r}" if s else "no stack (defaults)"
+        print(f"{len(selection.candidates)} offer(s) to rent from ({selection.matched} matched) "
+              f"for {where}: {settings.query}  (order {settings.order}, $/h with "
+              f"{settings.disk_gb:g} GB disk)")
+        print(offer_table(shown))
+        for line in summary(selection, settings):
+            print(line)
+
+
+def _selected_or_none() -> Stack | None:
+    try:
+        return Stack(selected_stack())
+    except WorkflowError:
+        return None
 
 
 @task(help={"stack": STACK_HELP, "src": "directory to upload (default: the project root)",

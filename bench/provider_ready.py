@@ -16,7 +16,7 @@ from pathlib import Path
 
 from providers.api import VastClient
 from providers.lifecycle import InstanceSpec, Lifecycle
-from providers.settings import DEFAULT_ORDER, DEFAULT_QUERY
+from providers.settings import parse_settings
 from remote.ssh import login_probe
 from vastsim.testing import VastSim
 
@@ -40,13 +40,11 @@ def main(runs: int = 10) -> None:
                 client, progress=progress,
                 ssh_probe=lambda host, port: login_probe(host, port, key),
             )
-            spec = InstanceSpec(
-                image="bench", disk_gb=60, query=DEFAULT_QUERY, order=DEFAULT_ORDER,
-                tag=f"vast-gpu:bench/ready/{i}",
-                ssh_public_key=key.with_suffix(".pub").read_text(),
-                ready_timeout_s=60, max_attempts=1,
-            )
-            record = lifecycle.create(spec)
+            settings = parse_settings({"image": "bench", "disk": 60, "readyTimeout": 60,
+                                       "maxAttempts": 1})
+            spec = InstanceSpec(settings, tag=f"vast-gpu:bench/ready/{i}",
+                                ssh_public_key=key.with_suffix(".pub").read_text())
+            record = lifecycle.create(spec).record
             durations.append(time.monotonic() - seen_running[0])
             calls.append(client.calls)
             lifecycle.delete(int(record["id"]), spec.tag)

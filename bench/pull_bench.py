@@ -24,29 +24,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from providers.api import VastClient
-from providers.lifecycle import InstanceSpec, Lifecycle, ssh_endpoint
-from providers.settings import DEFAULT_ORDER, DEFAULT_QUERY
+from bench.instances import BenchInstance
 from remote.openssh import rsync_rsh, ssh_argv, ssh_options
 from remote.pull import pull
-from remote.ssh import Connection, Target, login_probe
+from remote.ssh import Connection, Target
 from vastsim.testing import VastSim
 
 MB = 1_000_000
-
-
-def rent(sim: VastSim, key: Path, known_hosts: Path) -> tuple[Lifecycle, int, str, Target]:
-    client = VastClient(sim.url, sim.api_key)
-    lifecycle = Lifecycle(client, progress=lambda _line: None,
-                          ssh_probe=lambda h, p: login_probe(h, p, key))
-    tag = "vast-gpu:bench/pull"
-    spec = InstanceSpec(image="bench", disk_gb=60, query=DEFAULT_QUERY, order=DEFAULT_ORDER,
-                        tag=tag, ssh_public_key=key.with_suffix(".pub").read_text(),
-                        ready_timeout_s=60, max_attempts=1)
-    record = lifecycle.create(spec)
-    end = ssh_endpoint(record)
-    assert end is not None
-    return lifecycle, int(record["id"]), tag, Target(end.host, end.port, key, known_hosts)
 
 
 def fill_work(t: Target, mb: int, small: int) -> int:
@@ -104,25 +88,22 @@ def main() -> None:
     key = work / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     try:
-        with VastSim(work / "sim") as sim:
-            lifecycle, instance_id, tag, t = rent(sim, key, work / "known_hosts")
-            try:
-                total = fill_work(t, args.mb, args.small)
-                print(f"/work: {total / MB:.0f} MB ({args.mb} MiB file + {args.small} small "
-                      f"files); {args.runs} run(s) each; sshd {t.host}:{t.port}")
-                runners = methods(t)
-                times: dict[str, list[float]] = {name: [] for name in runners}
-                order = list(runners)
-                for i in range(args.runs):
-                    for name in order[i % len(order):] + order[: i % len(order)]:
-                        os.sync()  # no method pays for the writeback of the one before
-                        dest = work / "dest"
-                        start = time.monotonic()
-                        runners[name](dest)
-                        times[name].append(time.monotonic() - start)
-                        shutil.rmtree(dest)
-            finally:
-                lifecycle.delete(instance_id, tag)
+        with VastSim(work / "sim") as sim, BenchInstance(sim, key, "pull", disk=60) as inst:
+            t = inst.target(work / "known_hosts")
+            total = fill_work(t, args.mb, args.small)
+            print(f"/work: {total / MB:.0f} MB ({args.mb} MiB file + {args.small} small "
+                  f"files); {args.runs} run(s) each; sshd {t.host}:{t.port}")
+            runners = methods(t)
+            times: dict[str, list[float]] = {name: [] for name in runners}
+            order = list(runners)
+            for i in range(args.runs):
+                for name in order[i % len(order):] + order[: i % len(order)]:
+                    os.sync()  # no method pays for the writeback of the one before
+                    dest = work / "dest"
+                    start = time.monotonic()
+                    runners[name](dest)
+                    times[name].append(time.monotonic() - start)
+                    shutil.rmtree(dest)
         report(times, total, args.mb * 1024 * 1024)
     finally:
         shutil.rmtree(work, ignore_errors=True)

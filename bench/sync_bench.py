@@ -22,11 +22,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from providers.api import VastClient
-from providers.lifecycle import InstanceSpec, Lifecycle, ssh_endpoint
-from providers.settings import DEFAULT_ORDER, DEFAULT_QUERY
+from bench.instances import BenchInstance
 from remote.openssh import rsync_rsh
-from remote.ssh import Connection, Target, login_probe
+from remote.ssh import Connection, Target
 from remote.sync import sync
 from vastsim.testing import VastSim
 
@@ -72,26 +70,11 @@ def main() -> None:
         src.mkdir()
         print(f"making {args.files} files...", file=sys.stderr)
         made = make_tree(src, args.files)
-        with VastSim(work / "sim") as sim:
-            client = VastClient(sim.url, sim.api_key)
-            lifecycle = Lifecycle(client, progress=lambda _line: None,
-                                  ssh_probe=lambda h, p: login_probe(h, p, key),
-                                  poll_first_s=0.05, poll_max_s=0.2)
-            spec = InstanceSpec(image="img", disk_gb=20, query=DEFAULT_QUERY,
-                                order=DEFAULT_ORDER, tag="vast-gpu:bench/sync",
-                                ssh_public_key=key.with_suffix(".pub").read_text(),
-                                ready_timeout_s=60, max_attempts=1)
-            record = lifecycle.create(spec)
-            try:
-                end = ssh_endpoint(record)
-                assert end is not None
-                target = Target(end.host, end.port, key, work / "known_hosts")
-                with Connection(target) as conn:  # pins the host key for ssh and rsync
-                    conn.run("true")
-                table = run_bench(target, src, made, args.runs)
-            finally:
-                lifecycle.delete(int(record["id"]), spec.tag)
-                client.close()
+        with VastSim(work / "sim") as sim, BenchInstance(sim, key, "sync") as inst:
+            target = inst.target(work / "known_hosts")
+            with Connection(target) as conn:  # pins the host key for ssh and rsync
+                conn.run("true")
+            table = run_bench(target, src, made, args.runs)
     print_table(table, args.files, args.runs)
 
 

@@ -1,6 +1,6 @@
 """What a rent will cost, and what one has cost so far: vast.ai's billing rules as arithmetic. Pure.
 
-The rules (vast-api.md §9): the GPU part (`dph_base` $/h, or the bid of an interruptible
+The rules (docs/vast-api.md, "Billing"): the GPU part (`dph_base` $/h, or the bid of an interruptible
 instance) bills per second while the instance runs; storage (`storage_cost` $/GB/month of 720
 hours, times the disk) bills per second while it exists; bandwidth bills per GB moved, in any
 state, and is not in `dph_total`. `inet_down_cost` prices what the machine downloads (our sync
@@ -13,17 +13,14 @@ show dollars say so.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 HOURS_PER_MONTH = 720.0  # vast.ai's storage month: 30 days x 24 h
 SECONDS_PER_HOUR = 3600.0
-BYTES_PER_GB = 1024**3  # vast's $/TB is its $/GB x 1024 (vast-api.md §9): binary units
+BYTES_PER_GB = 1024**3  # vast's $/TB is its $/GB x 1024 (docs/vast-api.md, "Billing"): binary units
 
-DEFAULT_EXPECTED_HOURS = 1.0
-DEFAULT_EXPECTED_SYNC_GB = 1.0
-DEFAULT_EXPECTED_PULL_GB = 1.0
 
 
 @dataclass(frozen=True)
@@ -119,26 +116,6 @@ def estimate(
     )
 
 
-def within_cap(
-    offers: Sequence[Mapping[str, Any]], max_cost: float | None, *, disk_gb: float,
-    hours: float, sync_gb: float, pull_gb: float, bid_price: float | None = None,
-) -> tuple[list[Mapping[str, Any]], Estimate | None]:
-    """(offers whose estimate is at most max_cost, in their order; the cheapest estimate of
-    those refused, for the error that says by how much). No cap keeps every offer."""
-    if max_cost is None:
-        return list(offers), None
-    kept: list[Mapping[str, Any]] = []
-    cheapest_refused: Estimate | None = None
-    for offer in offers:
-        est = estimate(offer, disk_gb=disk_gb, hours=hours, sync_gb=sync_gb, pull_gb=pull_gb,
-                       bid_price=bid_price)
-        if est.total <= max_cost:
-            kept.append(offer)
-        elif cheapest_refused is None or est.total < cheapest_refused.total:
-            cheapest_refused = est
-    return kept, cheapest_refused
-
-
 def over_cap_message(est: Estimate, max_cost: float, how: str) -> str:
     """Says the estimate, the cap, and how to change either (`how`: the words for the caller's
     settings, e.g. the stack keys or the task's flags)."""
@@ -170,7 +147,7 @@ def run_cost(
     r: Rates, *, gpu_seconds: float, storage_seconds: float, sync_bytes: int, pull_bytes: int
 ) -> dict[str, Any]:
     """A finished run's dollars from measured times and bytes, marked as an estimate: the API
-    gives no per-instance charges (vast-api.md §9)."""
+    gives no per-instance charges (docs/vast-api.md, "Billing")."""
     gpu = r.gpu_per_hour * gpu_seconds / SECONDS_PER_HOUR
     storage = r.storage_per_hour * storage_seconds / SECONDS_PER_HOUR
     bandwidth = gb(sync_bytes) * r.inet_down_per_gb + gb(pull_bytes) * r.inet_up_per_gb

@@ -13,15 +13,24 @@ Our exception hierarchy::
     │   └── MissingApiKeyError           no key anywhere: .places (all of them, in order)
     ├── ApiError                         a call to the REST API failed:
     │   │                                .method .path .status .error .msg
-    │   ├── TransportError               no HTTP answer: connect error, timeout (.status None)
+    │   ├── TransportError               no HTTP answer: connect error, timeout (.status None);
+    │   │                                .sent False when the request never left (safe to resend)
     │   ├── AuthError                    401 / 403, or any body with error == "auth_error"
-    │   ├── OfferGoneError               the offer was rented meanwhile (no_such_ask)
+    │   ├── OfferGoneError               the offer was rented meanwhile, or its machine cannot
+    │   │                                host it now (no_such_ask, cancel_unavail)
     │   ├── NotFoundError                the instance is gone (404, {"instances": null})
-    │   ├── RateLimitedError             429, after the client's own retries
+    │   ├── RateLimitedError             429, after the client's own retries: .retry_after
+    │   │   └── QuotaExceededError       the daily search quota: never retried
     │   └── ServerError                  5xx, after the client's own retries
-    └── LifecycleError                   rent / wait failed; tells the story:
-        │                                .offers_tried .states_seen .cleanup
-        └── NoOfferError                 the search matched nothing: .query
+    ├── SelectionError                   no offer can be rented, decided before any rent
+    │   │                                (nothing was rented): .query
+    │   ├── NoOfferError                 the search (after price cap and exclusions) is empty
+    │   ├── BidTooLowError               every match asks a min_bid above bidPrice: .lowest_min_bid
+    │   └── CostCapError                 every match's estimate is above maxCost
+    ├── LifecycleError                   rent / wait failed after renting; tells the story:
+    │   │                                .offers_tried .states_seen .cleanup .logs
+    │   └── MaybeBillingError            an instance may bill that no state knows: .label
+    └── InstanceGoneError                the instance a stack holds no longer exists: .instance_id
 
 ``ConfigError`` is also a ``ValueError`` (like requests' ``InvalidURL``), so code that
 validates input generically still catches it.
@@ -31,19 +40,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "ApiError",
     "AuthError",
+    "BidTooLowError",
     "ConfigError",
     "CostCapError",
+    "InstanceGoneError",
     "LifecycleError",
+    "MaybeBillingError",
     "MissingApiKeyError",
     "NoOfferError",
     "NotFoundError",
     "OfferGoneError",
     "QueryError",
+    "QuotaExceededError",
     "RateLimitedError",
+    "SelectionError",
     "ServerError",
     "TransportError",
     "VastError",
@@ -166,7 +181,17 @@ class ApiError(VastError):
 
 
 class TransportError(ApiError):
-    """No HTTP answer at all: connection refused, DNS, TLS, timeout. Chain the cause."""
+    """No HTTP answer at all: connection refused, DNS, TLS, timeout. Chain the cause.
+
+    ``sent`` is False only when the connection never opened, so the service cannot have
+    acted on the request; True (or None) means it may have.
+    """
+
+    def __init__(self, method: str, path: str, status: int | None = None,
+                 error: str | None = None, msg: str | None = None, *,
+                 sent: bool | None = None) -> None:
+        self.sent = sent
+        super().__init__(method, path, status, error, msg)
 
 
 class AuthError(ApiError):
@@ -174,7 +199,8 @@ class AuthError(ApiError):
 
 
 class OfferGoneError(ApiError):
-    """The offer was rented by someone else between search and rent (``no_such_ask``).
+    """The offer cannot be rented after all: taken between search and rent (``no_such_ask``),
+    or its machine's GPUs are busy and ``cancel_unavail`` refused to queue a stopped instance.
 
     Not a failure of the run: the caller moves on to the next offer.
     """
@@ -185,20 +211,75 @@ class NotFoundError(ApiError):
 
 
 class RateLimitedError(ApiError):
-    """HTTP 429 that outlasted the client's retries (Vast sends no Retry-After)."""
+    """HTTP 429 that outlasted the client's retries; ``retry_after`` the server's hint (s)."""
+
+    def __init__(self, method: str, path: str, status: int | None = None,
+                 error: str | None = None, msg: str | None = None, *,
+                 retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(method, path, status, error, msg)
+
+
+class QuotaExceededError(RateLimitedError):
+    """The account's daily search quota is used up (``search_quota_exceeded``); it resets at
+    00:00 UTC, so retrying only burns requests."""
+
+    def _message(self) -> str:
+        return super()._message() + " (the daily search quota resets at 00:00 UTC; not retried)"
 
 
 class ServerError(ApiError):
     """HTTP 5xx that outlasted the client's retries."""
 
 
+class SelectionError(VastError):
+    """No offer can be rented; decided from the search alone, so nothing was rented."""
+
+    def __init__(self, reason: str, *, query: str) -> None:
+        self.reason = reason
+        self.query = query
+        super().__init__(f"{reason}; nothing was rented")
+
+
+class NoOfferError(SelectionError):
+    """The search matched nothing, after the price cap and the machines excluded."""
+
+    def __init__(self, query: str, *, detail: str | None = None) -> None:
+        reason = f"no offer matches the query {query!r}"
+        super().__init__(reason + (f" ({detail})" if detail else ""), query=query)
+
+
+class BidTooLowError(SelectionError):
+    """Every matching offer asks a ``min_bid`` above the stack's ``bidPrice``."""
+
+    def __init__(self, query: str, *, bid: float, lowest_min_bid: float, offers: int) -> None:
+        self.bid = bid
+        self.lowest_min_bid = lowest_min_bid
+        super().__init__(
+            f"bidPrice ${bid:.4f}/h is below the min_bid of all {offers} matching offer(s) "
+            f"(the lowest is ${lowest_min_bid:.4f}/h): raise it, e.g. `pulumi config set "
+            f"vast-gpu:bidPrice {lowest_min_bid:.4f}`, or unset it to rent on demand",
+            query=query,
+        )
+
+
+class CostCapError(SelectionError):
+    """Every matching offer's estimate exceeds the stack's maxCost."""
+
+    def __init__(self, reason: str, *, query: str, estimate_total: float,
+                 max_cost: float) -> None:
+        self.estimate_total = estimate_total
+        self.max_cost = max_cost
+        super().__init__(reason, query=query)
+
+
 class LifecycleError(VastError):
-    """Renting or waiting failed; the message tells the whole story.
+    """Renting or waiting failed after something was rented; the message tells the story.
 
     ``offers_tried`` are short descriptions of each offer rented or attempted, ``states_seen``
     the instance states in the order observed (with Vast's ``status_msg`` where it said one),
-    and ``cleanup`` what was done about anything rented (destroyed and verified, or which
-    instance may still bill).
+    ``cleanup`` what was done about anything rented (destroyed and verified, or which
+    instance may still bill), and ``logs`` the last log lines of the instances that failed.
     """
 
     def __init__(
@@ -208,11 +289,13 @@ class LifecycleError(VastError):
         offers_tried: Sequence[str] = (),
         states_seen: Sequence[str] = (),
         cleanup: str | None = None,
+        logs: Sequence[str] = (),
     ) -> None:
         self.reason = reason
         self.offers_tried = tuple(offers_tried)
         self.states_seen = tuple(states_seen)
         self.cleanup = cleanup
+        self.logs = tuple(logs)
         super().__init__(self._message())
 
     def _message(self) -> str:
@@ -223,33 +306,24 @@ class LifecycleError(VastError):
             lines.append("  states seen: " + " -> ".join(self.states_seen))
         if self.cleanup:
             lines.append("  cleanup: " + self.cleanup)
+        if self.logs:
+            lines.append("  last log lines:")
+            lines += [f"    {line[:MAX_MSG_CHARS]}" for line in self.logs]
         return "\n".join(lines)
 
 
-class NoOfferError(LifecycleError):
-    """The search returned no offer (or none left to try); ``query`` is what was asked."""
+class MaybeBillingError(LifecycleError):
+    """An instance may have been rented and may bill, but no look-up could tell: the message
+    says which label to look for and the command that finds and destroys it."""
 
-    def __init__(
-        self,
-        query: str,
-        *,
-        offers_tried: Sequence[str] = (),
-        states_seen: Sequence[str] = (),
-        cleanup: str | None = None,
-    ) -> None:
-        self.query = query
-        reason = f"no offer matches the query {query!r}"
-        if offers_tried:
-            reason = f"no offer left to try for the query {query!r}"
-        super().__init__(
-            reason, offers_tried=offers_tried, states_seen=states_seen, cleanup=cleanup
-        )
+    def __init__(self, reason: str, *, label: str, **story: Any) -> None:
+        self.label = label
+        super().__init__(reason, **story)
 
 
-class CostCapError(LifecycleError):
-    """Every matching offer's estimate exceeds the stack's maxCost; raised before any rent."""
+class InstanceGoneError(VastError):
+    """The instance a stack records was destroyed behind its back (or by the dead-man switch)."""
 
-    def __init__(self, reason: str, *, estimate_total: float, max_cost: float) -> None:
-        self.estimate_total = estimate_total
-        self.max_cost = max_cost
-        super().__init__(reason, cleanup="nothing was rented")
+    def __init__(self, instance_id: int, what_to_do: str) -> None:
+        self.instance_id = instance_id
+        super().__init__(f"instance {instance_id} no longer exists: {what_to_do}")

@@ -2,17 +2,22 @@
 
 Why it is shaped this way (shared/docs/pulumi-offline.md §4):
 - The provider object is pickled into state by reference (this module and class name), so it
-  holds no data of its own; the API key and URL are resolved at run time through `configure`
-  and the environment, and `__getstate__` keeps them out of any pickle.
+  holds no data of its own; the API key is read at run time from the environment or the key
+  files (providers/credentials.py), never from Pulumi config, which the engine records in state.
 - `diff` compares our own inputs only, so a change of the provider's code alone changes nothing.
 - `create` never raises while an instance it rented still bills (lifecycle.py guarantees it).
 - Progress lines go to stderr, which the engine forwards to the `pulumi up` output.
+- An error we raise on purpose (providers.errors) reaches the user as its message: the
+  dynamic provider host would otherwise send the whole Python traceback (see
+  `_messages_not_tracebacks`).
 """
 
 from __future__ import annotations
 
 import sys
+import traceback
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pulumi
@@ -29,18 +34,15 @@ from pulumi.dynamic import (
 )
 from pulumi.runtime.rpc import UNKNOWN
 
-from providers.api import VastClient
+from providers.api import VastClient, stderr_notify
 from providers.cost import rates
-from providers.errors import ConfigError, VastError
-from providers.lifecycle import Lifecycle, full_label, resource_tag, ssh_endpoint
-from providers.settings import STACK_API_KEY, STACK_API_URL, load_api_key, load_api_url
-from providers.stack import (
-    INPUT_KEYS,
-    REPLACE_KEYS,
-    InstanceArgs,
-    spec_from_inputs,
-    validate_inputs,
-)
+from providers.credentials import STACK_API_URL, load_api_key, load_api_url, load_registry_login
+from providers.errors import ConfigError, InstanceGoneError, VastError
+from providers.labels import full_label, resource_tag
+from providers.lifecycle import Created, InstanceSpec, Lifecycle
+from providers.records import describe_state, is_outbid, ssh_endpoint
+from providers.settings import INSTANCE_KEYS, REPLACE_KEYS, Settings, parse_settings, problems
+from remote.errors import RemoteError
 from remote.keys import find_key_pair
 from remote.ssh import DEFAULT_USER, login_probe
 
@@ -49,10 +51,12 @@ OUTPUT_KEYS = (
     "gpu_name", "num_gpus", "gpu_ram_gb", "dph_total", "cuda_max_good", "geolocation", "status",
     "label", "started_at", "ssh_command", "pricing", "estimate", "create_timings",
 )
+INPUT_KEYS = frozenset(k.name for k in INSTANCE_KEYS) | {"tag"}
+"""The inputs diff compares: ours only, so a change of the provider's code alone is none."""
 
 
 def _progress(line: str) -> None:
-    print(f"vast-gpu: {line}", file=sys.stderr, flush=True)
+    stderr_notify(line)
 
 
 class VastInstanceProvider(ResourceProvider):
@@ -61,22 +65,19 @@ class VastInstanceProvider(ResourceProvider):
     serialize_as_secret_always = False
 
     def __init__(self) -> None:
-        self._stack_key: str | None = None
         self._stack_url: str | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {}  # the key and URL are run-time facts; nothing of them goes into state
+        return {}  # the URL is a run-time fact; nothing of it goes into state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._stack_key = None
         self._stack_url = None
 
     def configure(self, req: ConfigureRequest) -> None:
-        self._stack_key = req.config.get(STACK_API_KEY)
         self._stack_url = req.config.get(STACK_API_URL)
 
     def _client(self) -> VastClient:
-        return VastClient(load_api_url(self._stack_url), load_api_key(self._stack_key))
+        return VastClient(load_api_url(self._stack_url), load_api_key(), notify=_progress)
 
     def _lifecycle(self, client: VastClient, key_path: str | None) -> Lifecycle:
         def probe(host: str, port: int) -> str | None:
@@ -89,16 +90,16 @@ class VastInstanceProvider(ResourceProvider):
     # -- CRUD -----------------------------------------------------------------------------
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        failures = [CheckFailure(key, reason) for key, reason in validate_inputs(news)]
+        failures = [CheckFailure(_bare(e.key), str(e)) for e in problems(_ours(news))]
         try:  # no API call here: only whether a key and a URL can be found at all
-            load_api_key(self._stack_key)
+            load_api_key()
             load_api_url(self._stack_url)
         except ConfigError as exc:
-            failures.append(CheckFailure(exc.key, str(exc)))
+            failures.append(CheckFailure(_bare(exc.key), str(exc)))
         if not failures and news.get("sshPublicKey") != UNKNOWN:
             try:
                 pair = find_key_pair(news.get("sshPublicKey"), Path.home() / ".ssh")
-            except Exception as exc:
+            except RemoteError as exc:
                 failures.append(CheckFailure("sshPublicKey", str(exc)))
             else:
                 resolved = {"sshPublicKey": pair.public_key, "sshKeyPath": str(pair.private_path)}
@@ -106,17 +107,17 @@ class VastInstanceProvider(ResourceProvider):
         return CheckResult(news, failures)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        settings = _settings(props)
+        spec = InstanceSpec(settings, tag=props["tag"], ssh_public_key=props["sshPublicKey"],
+                            image_login=load_registry_login(settings.image))
         client = self._client()
         try:
-            lifecycle = self._lifecycle(client, props.get("sshKeyPath"))
-            record = lifecycle.create(spec_from_inputs(props))
+            created = self._lifecycle(client, props.get("sshKeyPath")).create(spec)
         finally:
             client.close()
         _progress(f"create done in {client.calls} API call(s)")
-        est = lifecycle.chosen_estimate
-        outs = _outs(props, record, timings=lifecycle.timings,
-                     estimate=est.to_json() if est else None, offer_id=lifecycle.chosen_offer_id)
-        return CreateResult(id_=str(record["id"]), outs=outs)
+        return CreateResult(id_=str(created.record["id"]), outs=_outs(props, created.record,
+                                                                      created=created))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         client = self._client()
@@ -125,7 +126,11 @@ class VastInstanceProvider(ResourceProvider):
         finally:
             client.close()
         if record is None or record.get("intended_status") == "destroyed":
+            _progress(f"instance {id_} is gone")
             return ReadResult(id_="", outs={})
+        if record.get("actual_status") != "running":
+            hint = " (`pulumi destroy` or `inv down` ends it)" if is_outbid(record) else ""
+            _progress(f"instance {id_}: {describe_state(record)}{hint}")
         return ReadResult(id_=id_, outs=_outs(props, record))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -148,11 +153,8 @@ class VastInstanceProvider(ResourceProvider):
         finally:
             client.close()
         if record is None:
-            raise VastError(
-                f"instance {instance_id} is gone; run `pulumi refresh`, then `pulumi up`"
-            )
-        return UpdateResult(outs=_outs(news, record, timings=olds.get("create_timings"),
-                                       estimate=olds.get("estimate")))
+            raise InstanceGoneError(instance_id, "run `pulumi up --refresh` to rent a new one")
+        return UpdateResult(outs=_outs(news, record, kept=olds))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         client = self._client()
@@ -164,20 +166,42 @@ class VastInstanceProvider(ResourceProvider):
         _progress(f"deleted instance(s) {ids}; nothing of this resource bills any more")
 
 
+def _bare(key: str) -> str:
+    return key.split(":", 1)[-1]
+
+
+def _ours(props: dict[str, Any]) -> dict[str, Any]:
+    """The settings among the inputs (they also hold the tag, the key path and old outputs)."""
+    return {k: v for k, v in props.items() if k in INPUT_KEYS and k != "tag"}
+
+
+def _settings(props: dict[str, Any]) -> Settings:
+    return parse_settings(_ours(props))
+
+
 def _outs(
-    inputs: dict[str, Any], record: dict[str, Any], *, timings: dict[str, float] | None = None,
-    estimate: dict[str, Any] | None = None, offer_id: int | None = None,
+    inputs: dict[str, Any], record: dict[str, Any], *, created: Created | None = None,
+    kept: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Inputs (diff compares against them) plus the outputs of design.md; the create's timings
-    and estimate are kept from earlier outputs when this is not a create."""
+    """Inputs (diff compares against them) plus the outputs of design.md; the create's timings,
+    estimate and offer are kept from earlier outputs (``kept``, else the inputs, which hold the
+    old outputs on refresh) when this is not a create."""
+    earlier = kept if kept is not None else inputs
     endpoint = ssh_endpoint(record)
     host = endpoint.host if endpoint else None
     port = endpoint.port if endpoint else None
     gpu_ram = record.get("gpu_ram")
+    if created is not None:
+        offer_id: Any = created.candidate.offer_id
+        est: Any = created.candidate.estimate.to_json()
+        timings: Any = {k: round(v, 3) for k, v in created.timings.items()}
+    else:
+        offer_id, est = earlier.get("offer_id"), earlier.get("estimate")
+        timings = earlier.get("create_timings")
     return {
         **{k: v for k, v in inputs.items() if not k.startswith("__")},
         "instance_id": int(record["id"]),
-        "offer_id": offer_id if offer_id is not None else inputs.get("offer_id"),
+        "offer_id": offer_id,
         "machine_id": record.get("machine_id"),
         "ssh_host": host,
         "ssh_port": port,
@@ -189,16 +213,13 @@ def _outs(
         "dph_total": record.get("dph_total"),
         "cuda_max_good": record.get("cuda_max_good"),
         "geolocation": record.get("geolocation"),
-        "status": record.get("actual_status"),
+        "status": "outbid (stopped)" if is_outbid(record) else record.get("actual_status"),
         "label": inputs.get("label"),
         "started_at": record.get("start_date"),
         "ssh_command": f"ssh -p {port} {DEFAULT_USER}@{host}" if endpoint else None,
         "pricing": rates(record, bid_price=inputs.get("bidPrice")).to_json(),
-        "estimate": estimate if estimate is not None else inputs.get("estimate"),
-        "create_timings": (
-            {k: round(v, 3) for k, v in timings.items()} if timings is not None
-            else inputs.get("create_timings")
-        ),
+        "estimate": est,
+        "create_timings": timings,
     }
 
 
@@ -211,17 +232,41 @@ class VastInstance(Resource, module="vast", name="Instance"):
     ssh_command: pulumi.Output[str]
 
     def __init__(
-        self, name: str, args: InstanceArgs, opts: pulumi.ResourceOptions | None = None
+        self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         inputs: dict[str, Any] = {
-            **args.to_inputs(),
+            **settings.instance_inputs(),
             "tag": resource_tag(pulumi.get_project(), pulumi.get_stack(), name),
             **dict.fromkeys(OUTPUT_KEYS),
         }
-        inputs["label"] = args.label
-        secret = ["registryLogin"] if args.registry_login else []
-        opts = pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=secret)
-        )
+        inputs["label"] = settings.label
         super().__init__(VastInstanceProvider(), name, inputs, opts)
 
+
+class _ExpectedErrorsAsMessages:
+    """Stands in for the `traceback` module inside Pulumi's dynamic provider host, whose
+    handlers send ``traceback.format_exc()`` to the engine: for our own errors (VastError)
+    that becomes the message alone; anything else, a bug, keeps its full traceback."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(traceback, name)
+
+    @staticmethod
+    def format_exc(*args: Any, **kwargs: Any) -> str:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, VastError):
+            return str(exc)
+        return traceback.format_exc(*args, **kwargs)
+
+
+def _messages_not_tracebacks(host: ModuleType | None) -> None:
+    """Install the stand-in in the dynamic provider host (``python -m pulumi.dynamic``), the
+    one place its error text is made; elsewhere (the program, tests) this does nothing."""
+    spec = getattr(host, "__spec__", None)
+    if host is not None and getattr(spec, "name", "") == "pulumi.dynamic.__main__" and hasattr(
+        host, "traceback"
+    ):
+        host.traceback = _ExpectedErrorsAsMessages()  # type: ignore[attr-defined]
+
+
+_messages_not_tracebacks(sys.modules.get("__main__"))

@@ -4,8 +4,13 @@ The rule everything below serves: once this code has rented an instance, it eith
 instance back ready (running, and SSH accepting the user's key) or destroys it and checks that
 it is gone, before it raises. Pulumi records nothing when create raises, so an instance that
 create leaked would bill with nobody tracking it. Leftovers of a create that was killed before
-it could clean up (SIGKILL, power loss) carry the resource's label, and the next create or
-delete finds and destroys them.
+it could clean up (SIGKILL, power loss) carry the resource's label (providers/labels.py), and
+the next create or delete finds and destroys them.
+
+Two rules about order: a known instance is destroyed before anything else is asked of the API
+(a failing list call must never stand between it and its DELETE), and a rent whose answer was
+lost is resolved by looking the label up, never by renting again; when that look-up cannot
+tell, the error says plainly what may bill and how to find it.
 """
 
 from __future__ import annotations
@@ -16,40 +21,33 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from providers.api import VastClient
-from providers.cost import (
-    DEFAULT_EXPECTED_HOURS,
-    DEFAULT_EXPECTED_PULL_GB,
-    DEFAULT_EXPECTED_SYNC_GB,
-    Estimate,
-    estimate,
-    over_cap_message,
-    within_cap,
-)
 from providers.errors import (
     ApiError,
-    CostCapError,
     LifecycleError,
+    MaybeBillingError,
     NoOfferError,
     OfferGoneError,
     ServerError,
     TransportError,
     VastError,
 )
-from providers.query import build_search
+from providers.labels import carries_tag, full_label
+from providers.offers import Candidate, describe_offer, select
+from providers.records import STARTING_STATES, Endpoint, ssh_endpoint
+from providers.settings import Settings
+from remote.watchdog import onstart_with_watchdog
 
 POLL_FIRST_S = 1.0
 POLL_MAX_S = 5.0
 POLL_FACTOR = 1.5
 DESTROY_VERIFY_TIMEOUT_S = 120.0
+LOOKUP_DEADLINE_S = 180.0
+"""How long a lost rent answer is looked up by label: long enough to outlast an API burst."""
+LOGS_TAIL = 200
+LOGS_SHOWN = 12
+LOGS_WAIT_S = 8.0
 RUNTYPE = "ssh_direc ssh_proxy"  # the CLI's spelling (sic): direct port 22 plus the proxy
-LABEL_TAG_PREFIX = "vast-gpu:"
-MAX_COST_HINT = (
-    "Raise it (`pulumi config set vast-gpu:maxCost <dollars>`, or unset it), or expect less: "
-    "vast-gpu:expectedHours, expectedSyncGB, expectedPullGB, disk, or a cheaper query."
-)
-
-PENDING_STATES = frozenset({None, "", "created", "scheduling", "loading", "rebooting", "stopped"})
-FAILED_STATES = frozenset({"exited", "offline", "unknown"})
+SWEEP_HINT = "`inv sweep` lists instances carrying our labels that no stack knows; --yes destroys"
 
 Progress = Callable[[str], None]
 SshProbe = Callable[[str, int], "str | None"]
@@ -58,90 +56,53 @@ SshProbe = Callable[[str, int], "str | None"]
 
 @dataclass(frozen=True)
 class InstanceSpec:
-    """Everything a create needs, already validated (instance.py builds it from the inputs)."""
+    """Everything a create needs: the stack's settings plus what the provider resolved."""
 
-    image: str
-    disk_gb: float
-    query: str
-    order: str
+    settings: Settings
     tag: str
-    """resource_tag(): finds this resource's instances, leftovers included."""
+    """providers.labels.resource_tag(): finds this resource's instances, leftovers included."""
     ssh_public_key: str
-    ready_timeout_s: float
-    max_attempts: int
-    max_price: float | None = None
-    bid_price: float | None = None
-    onstart: str | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
     image_login: str | None = None
-    user_label: str | None = None
-    max_cost: float | None = None
-    """$ for the whole expected run; an offer whose estimate exceeds it is never rented."""
-    expected_hours: float = DEFAULT_EXPECTED_HOURS
-    expected_sync_gb: float = DEFAULT_EXPECTED_SYNC_GB
-    expected_pull_gb: float = DEFAULT_EXPECTED_PULL_GB
+    avoid: Mapping[Any, str] = field(default_factory=dict)
+    """Machine id -> why it is not to be rented again (it failed before)."""
 
     @property
     def label(self) -> str:
-        return full_label(self.tag, self.user_label)
-
-    def estimate(self, offer: Mapping[str, Any]) -> Estimate:
-        """What renting `offer` for the expected hours and transfers costs (providers/cost.py)."""
-        return estimate(
-            offer, disk_gb=self.disk_gb, hours=self.expected_hours,
-            sync_gb=self.expected_sync_gb, pull_gb=self.expected_pull_gb,
-            bid_price=self.bid_price,
-        )
-
-    def search_body(self) -> dict[str, Any]:
-        return build_search(
-            self.query, self.order, disk_gb=self.disk_gb,
-            offer_type="bid" if self.bid_price is not None else "on-demand",
-            max_price=self.max_price,
-        )
+        return full_label(self.tag, self.settings.label)
 
     def rent_body(self) -> dict[str, Any]:
-        """The body the vast CLI sends (vast-api.md §3.2), nulls included."""
+        """The body the vast CLI sends (docs/vast-api.md), nulls included.
+
+        ``cancel_unavail``: a machine whose GPUs are busy refuses the rent instead of creating
+        a stopped instance that bills storage.
+        """
+        s = self.settings
         return {
-            "client_id": "me", "image": self.image, "env": dict(self.env),
-            "price": self.bid_price, "disk": float(self.disk_gb), "label": self.label,
-            "extra": None, "onstart": self.onstart, "image_login": self.image_login,
-            "python_utf8": False, "lang_utf8": False, "use_jupyter_lab": False,
-            "jupyter_dir": None, "force": False, "cancel_unavail": False,
-            "template_hash_id": None, "user": None, "runtype": RUNTYPE,
+            "client_id": "me", "image": s.image, "env": dict(s.env), "price": s.bid_price,
+            "disk": float(s.disk_gb), "label": self.label, "extra": None,
+            "onstart": onstart_with_watchdog(s.onstart, s.deadman),
+            "image_login": self.image_login, "python_utf8": False, "lang_utf8": False,
+            "use_jupyter_lab": False, "jupyter_dir": None, "force": False,
+            "cancel_unavail": True, "template_hash_id": None, "user": None,
+            "runtype": RUNTYPE,
         }
 
 
 @dataclass(frozen=True)
-class Endpoint:
-    host: str
-    port: int
+class Created:
+    """What create found: the ready instance, the offer it came from, and how long each step
+    took (search, rent, running: rent to running, ssh: running to SSH accepting the key)."""
 
-
-def ssh_endpoint(record: Mapping[str, Any]) -> Endpoint | None:
-    """Prefer the direct 22/tcp mapping on the public IP, else the proxy (vast-api.md §5)."""
-    mapped = (record.get("ports") or {}).get("22/tcp") or []
-    public_ip = (record.get("public_ipaddr") or "").strip()
-    if mapped and public_ip:
-        return Endpoint(public_ip, int(mapped[0]["HostPort"]))
-    if record.get("ssh_host") and record.get("ssh_port"):
-        return Endpoint(str(record["ssh_host"]).strip(), int(record["ssh_port"]))
-    return None
-
-
-def describe_offer(offer: Mapping[str, Any]) -> str:
-    country = (offer.get("geolocation") or "??").rsplit(",", 1)[-1].strip()
-    return (
-        f"offer {offer.get('id')}: {offer.get('num_gpus')}x {offer.get('gpu_name')}, "
-        f"${float(offer.get('dph_total') or 0):.3f}/h, {country}"
-    )
+    record: dict[str, Any]
+    candidate: Candidate
+    timings: dict[str, float]
 
 
 class _Attempt:
-    """One rented instance while create works on it: its id, machine and what it went through."""
+    """One rented instance while create works on it: its id, offer and what it went through."""
 
-    def __init__(self, offer: Mapping[str, Any], instance_id: int) -> None:
-        self.offer = offer
+    def __init__(self, candidate: Candidate, instance_id: int) -> None:
+        self.candidate = candidate
         self.instance_id = instance_id
         self.states: list[str] = []
 
@@ -150,6 +111,10 @@ class _Attempt:
             return False
         self.states.append(state)
         return True
+
+
+class _NotFound(Exception):
+    """A lost rent answer's look-up found no instance: the rent did not happen."""
 
 
 class Lifecycle:
@@ -166,6 +131,7 @@ class Lifecycle:
         poll_first_s: float = POLL_FIRST_S,
         poll_max_s: float = POLL_MAX_S,
         destroy_timeout_s: float = DESTROY_VERIFY_TIMEOUT_S,
+        lookup_deadline_s: float = LOOKUP_DEADLINE_S,
     ) -> None:
         self._client = client
         self._progress = progress
@@ -175,128 +141,126 @@ class Lifecycle:
         self._poll_first_s = poll_first_s
         self._poll_max_s = poll_max_s
         self._destroy_timeout_s = destroy_timeout_s
-        self.timings: dict[str, float] = {}
-        """Of the last create, in seconds: search, rent (the rent call that won), running
-        (rent to running), ssh (running to SSH accepting the key)."""
-        self.chosen_estimate: Estimate | None = None
-        self.chosen_offer_id: int | None = None
-        """The offer the returned instance was rented from (records only carry bundle_id)."""
-        """The estimate of the offer the last create rented."""
+        self._lookup_deadline_s = lookup_deadline_s
 
     # -- create -------------------------------------------------------------------------------
 
-    def create(self, spec: InstanceSpec) -> dict[str, Any]:
-        """Rent and wait until SSH accepts the user's key; the ready instance's record."""
+    def create(self, spec: InstanceSpec) -> Created:
+        """Rent and wait until SSH accepts the user's key."""
         self.destroy_labelled(spec.tag, reason="leftover of an earlier create")
-        self.timings = {}
-        self.chosen_estimate = None
-        self.chosen_offer_id = None
+        timings: dict[str, float] = {}
         started = self._clock()
-        offers = self._search(spec)
-        self.timings["search"] = self._clock() - started
+        selection = select(self._client.search_offers, spec.settings, avoid=spec.avoid)
+        timings["search"] = self._clock() - started
+        for note in selection.notes:
+            self._progress(note)
+        bid = spec.settings.bid_price
+        self._progress(f"search: {len(selection.candidates)} offer(s) to choose from; best "
+                       f"{describe_offer(selection.candidates[0].offer, bid)}")
         tried: list[str] = []
         states: list[str] = []
         cleanups: list[str] = []
+        logs: list[str] = []
         excluded_machines: set[Any] = set()
         failures = 0
-        for offer in offers:
-            if failures >= spec.max_attempts:
+        for candidate in selection.candidates:
+            if failures >= spec.settings.max_attempts:
                 break
-            if offer.get("machine_id") in excluded_machines:
+            if candidate.machine_id in excluded_machines:
                 continue
-            est = spec.estimate(offer)
-            self._progress(est.describe())
+            self._progress(candidate.estimate.describe())
             rent_started = self._clock()
             try:
-                attempt = self._rent(spec, offer)
-            except OfferGoneError:
-                tried.append(f"{offer.get('id')} (gone)")
-                self._progress(f"offer {offer.get('id')} was taken meanwhile; trying the next one")
+                attempt = self._rent(spec, candidate)
+            except OfferGoneError as exc:
+                tried.append(f"{candidate.offer_id} (gone)")
+                why = exc.error or exc
+                self._progress(f"offer {candidate.offer_id} cannot be rented now ({why}); "
+                               "trying the next one")
                 continue
-            if attempt is None:
+            except _NotFound:
                 failures += 1
-                tried.append(f"{offer.get('id')} (rent failed)")
+                tried.append(f"{candidate.offer_id} (rent failed, no instance made)")
                 continue
-            tried.append(f"{offer.get('id')} -> instance {attempt.instance_id}")
-            self.timings["rent"] = self._clock() - rent_started
+            tried.append(f"{candidate.offer_id} -> instance {attempt.instance_id}")
+            timings["rent"] = self._clock() - rent_started
             try:
-                record = self._wait_ready(spec, attempt)
+                record = self._wait_ready(spec, attempt, timings)
             except (VastError, OSError) as exc:
                 failures += 1
+                self._progress(f"instance {attempt.instance_id} failed: {exc}")
+                logs += self._last_logs(attempt.instance_id)
                 states.append(f"instance {attempt.instance_id}: " + " -> ".join(attempt.states))
                 cleanups.append(self._cleanup(attempt.instance_id))
-                excluded_machines.add(offer.get("machine_id"))
-                self._progress(f"instance {attempt.instance_id} failed: {exc}")
+                excluded_machines.add(candidate.machine_id)
                 continue
             except BaseException:
                 self._cleanup(attempt.instance_id)
                 raise
-            self.chosen_estimate = est
-            self.chosen_offer_id = int(offer["id"])
-            return record
+            return Created(record, candidate, timings)
         cleanup = "; ".join(cleanups) if cleanups else "nothing was left rented"
         if failures == 0:
-            raise NoOfferError(spec.query, offers_tried=tried, states_seen=states, cleanup=cleanup)
+            raise NoOfferError(spec.settings.query,
+                               detail=f"every offer tried was taken: {', '.join(tried)}")
         raise LifecycleError(
             f"no instance became ready after {failures} attempt(s) (maxAttempts "
-            f"{spec.max_attempts})",
-            offers_tried=tried, states_seen=states, cleanup=cleanup,
+            f"{spec.settings.max_attempts})",
+            offers_tried=tried, states_seen=states, cleanup=cleanup, logs=logs,
         )
 
-    def _search(self, spec: InstanceSpec) -> list[dict[str, Any]]:
-        offers = self._client.search_offers(spec.search_body())
-        asked = spec.query
-        if spec.max_price is not None:  # the server's filters are best effort
-            offers = [o for o in offers if float(o.get("dph_total") or 0) <= spec.max_price]
-            asked += f" at most ${spec.max_price:.3f}/h"
-        if not offers:
-            raise NoOfferError(asked)
-        affordable, refused = within_cap(
-            offers, spec.max_cost, disk_gb=spec.disk_gb, hours=spec.expected_hours,
-            sync_gb=spec.expected_sync_gb, pull_gb=spec.expected_pull_gb,
-            bid_price=spec.bid_price,
-        )
-        if not affordable:
-            assert refused is not None and spec.max_cost is not None
-            raise CostCapError(
-                over_cap_message(refused, spec.max_cost, MAX_COST_HINT),
-                estimate_total=refused.total, max_cost=spec.max_cost,
-            )
-        if len(affordable) < len(offers):
-            self._progress(f"maxCost ${spec.max_cost:.4f}: {len(offers) - len(affordable)} "
-                           f"offer(s) skipped, their estimate is above it")
-        offers = [dict(o) for o in affordable]
-        self._progress(f"search: {len(offers)} offer(s) match; best {describe_offer(offers[0])}")
-        return offers
-
-    def _rent(self, spec: InstanceSpec, offer: Mapping[str, Any]) -> _Attempt | None:
+    def _rent(self, spec: InstanceSpec, candidate: Candidate) -> _Attempt:
         """Rent one offer. An ambiguous failure is resolved by the label, never by a resend."""
         try:
-            instance_id = self._client.rent(int(offer["id"]), spec.rent_body())
+            instance_id = self._client.rent(candidate.offer_id, spec.rent_body())
         except (TransportError, ServerError) as exc:
-            self._progress(f"rent of offer {offer.get('id')} had no clear answer ({exc}); "
-                           "looking for the instance by its label")
-            found = self._labelled(spec.tag)
-            if not found:
-                return None
+            self._progress(f"rent of offer {candidate.offer_id} had no clear answer ({exc}); "
+                           f"looking for the instance by its label {spec.tag!r}")
+            found = self._lookup_after_lost_rent(spec, candidate, exc)
             instance_id = int(found[0]["id"])
             for extra in found[1:]:
                 self._cleanup(int(extra["id"]))
-        self._progress(f"rented {describe_offer(offer)} -> instance {instance_id}")
-        return _Attempt(offer, instance_id)
+        self._progress(f"rented {describe_offer(candidate.offer, spec.settings.bid_price)} -> "
+                       f"instance {instance_id}")
+        return _Attempt(candidate, instance_id)
 
-    def _wait_ready(self, spec: InstanceSpec, attempt: _Attempt) -> dict[str, Any]:
-        deadline = self._clock() + spec.ready_timeout_s
+    def _lookup_after_lost_rent(self, spec: InstanceSpec, candidate: Candidate,
+                                cause: ApiError) -> list[dict[str, Any]]:
+        deadline = self._clock() + self._lookup_deadline_s
+        last: ApiError | None = None
+        for _ in self._polls(deadline):
+            try:
+                found = self._labelled(spec.tag)
+            except ApiError as exc:
+                last = exc
+                self._progress(f"label look-up failed ({exc}); trying again until "
+                               f"{self._lookup_deadline_s:.0f} s have passed")
+                continue
+            if not found:
+                raise _NotFound()
+            return found
+        raise MaybeBillingError(
+            f"an instance may be billing that no state knows: the rent of offer "
+            f"{candidate.offer_id} had no clear answer ({cause}), and for "
+            f"{self._lookup_deadline_s:.0f} s the instance list could not be read to find it "
+            f"(last: {last}). Once the API answers, {SWEEP_HINT}; look for the label "
+            f"{spec.label!r}",
+            label=spec.label, offers_tried=[f"{candidate.offer_id} (answer lost)"],
+            cleanup="NOT known: see above",
+        )
+
+    def _wait_ready(self, spec: InstanceSpec, attempt: _Attempt,
+                    timings: dict[str, float]) -> dict[str, Any]:
+        deadline = self._clock() + spec.settings.ready_timeout_s
         started = self._clock()
         self._client.attach_ssh_key(attempt.instance_id, spec.ssh_public_key)
         record = self._wait_running(attempt, deadline)
         running_at = self._clock()
-        self.timings["running"] = running_at - started
+        timings["running"] = running_at - started
         endpoint = ssh_endpoint(record)
         if endpoint is None:
             raise LifecycleError(f"instance {attempt.instance_id} is running but has no SSH port")
         self._wait_ssh(attempt, endpoint, deadline)
-        self.timings["ssh"] = self._clock() - running_at
+        timings["ssh"] = self._clock() - running_at
         self._progress(f"ssh ready at {endpoint.host}:{endpoint.port}")
         return record
 
@@ -316,7 +280,7 @@ class Lifecycle:
                 )
             if status == "running" and record.get("intended_status", "running") == "running":
                 return record
-            if status in FAILED_STATES:
+            if status not in STARTING_STATES:
                 if msg:
                     attempt.states[-1] = f"{status} ({msg})"
                 raise LifecycleError(
@@ -340,6 +304,17 @@ class Lifecycle:
             f"accept the key before the deadline (last: {why})"
         )
 
+    def _last_logs(self, instance_id: int) -> list[str]:
+        """The failed instance's last log lines for the story; never in the way of its destroy
+        (a short wait, and any failure is only noted)."""
+        try:
+            text = self._client.instance_logs(instance_id, tail=LOGS_TAIL, wait_s=LOGS_WAIT_S)
+        except VastError as exc:
+            return [f"instance {instance_id}: logs unavailable ({exc})"]
+        lines = [line for line in text.splitlines() if line.strip()][-LOGS_SHOWN:]
+        return [f"instance {instance_id}: {line}" for line in lines] or [
+            f"instance {instance_id}: logs empty"]
+
     def _polls(self, deadline: float) -> Iterator[int]:
         """Yield until the deadline, sleeping between yields with a growing interval."""
         interval = self._poll_first_s
@@ -356,12 +331,30 @@ class Lifecycle:
     # -- delete -------------------------------------------------------------------------------
 
     def delete(self, instance_id: int | None, tag: str) -> list[int]:
-        """Destroy the instance and anything else carrying its tag; verified. The ids."""
-        ids = [] if instance_id is None else [instance_id]
-        ids += [int(r["id"]) for r in self._labelled(tag) if int(r["id"]) not in ids]
-        for iid in ids:
-            self.destroy_verified(iid)
-        return ids
+        """Destroy the known instance first (verified), then anything else carrying its tag.
+
+        A failing tag look-up never delays the known DELETE; it is raised afterwards, saying
+        the known one is gone, so Pulumi keeps the resource and a rerun looks again.
+        """
+        done: list[int] = []
+        if instance_id is not None:
+            self.destroy_verified(instance_id)
+            done.append(instance_id)
+        try:
+            others = [int(r["id"]) for r in self._labelled(tag) if int(r["id"]) not in done]
+        except ApiError as exc:
+            known = (f"instance {instance_id} destroyed (verified)" if done
+                     else "no instance was known")
+            raise MaybeBillingError(
+                f"{known}, but the look-up for other instances labelled {tag!r} failed ({exc}): "
+                f"run this again once the API answers, or {SWEEP_HINT}",
+                label=tag, cleanup=known,
+            ) from exc
+        for other in others:
+            self._progress(f"instance {other} also carries label {tag!r}; destroying it")
+            self.destroy_verified(other)
+            done.append(other)
+        return done
 
     def destroy_labelled(self, tag: str, *, reason: str) -> list[int]:
         found = [int(r["id"]) for r in self._labelled(tag)]
@@ -398,17 +391,3 @@ class Lifecycle:
 
     def _labelled(self, tag: str) -> list[dict[str, Any]]:
         return [r for r in self._client.list_instances() if carries_tag(r.get("label"), tag)]
-
-
-def resource_tag(project: str, stack: str, name: str) -> str:
-    """Names project, stack and resource, so leftovers can always be found."""
-    return f"{LABEL_TAG_PREFIX}{project}/{stack}/{name}"
-
-
-def full_label(tag: str, user_label: str | None) -> str:
-    return f"{user_label} [{tag}]" if user_label else tag
-
-
-def carries_tag(label: str | None, tag: str) -> bool:
-    """True when the label is ours for that resource (the tag alone, or a user label + [tag])."""
-    return bool(label) and (label == tag or label.endswith(f"[{tag}]"))

@@ -2,8 +2,8 @@
 
 Users already know the grammar of ``vastai search offers 'gpu_ram>=20 num_gpus=1'``, so the
 stack's ``query`` and ``order`` settings use it unchanged, and this module sends exactly what
-the official CLI sends for them (``vastai/api/query.py::parse_query``; notes in vast-api.md
-§2.2-§2.5): operators and their word forms, field aliases, unit multipliers (x1000 for RAM,
+the official CLI sends for them (``vastai/api/query.py::parse_query``; notes in docs/vast-api.md,
+"Query grammar"): operators and their word forms, field aliases, unit multipliers (x1000 for RAM,
 not x1024), ``driver_version`` to ``MMMmmmppp``, underscores to spaces, lists for ``in`` /
 ``notin``, ``field=any`` to drop a filter, and numbers sent as *strings* (the server coerces
 them) unless the field has a multiplier.
@@ -22,7 +22,7 @@ wrong machine, and rented machines bill):
 
 Kept from the CLI because users rely on it: a later comparison on the same field and operator
 wins; a quoted ``"any"`` is sent literally (``rentable="any"`` is how to switch off the
-server's own ``rentable=true`` default, vast-api.md §2.3), while an unquoted ``any``, ``*`` or
+server's own ``rentable=true`` default, docs/vast-api.md), while an unquoted ``any``, ``*`` or
 ``?`` with ``=`` drops the field, our defaults included. Order fields are not checked against
 the filter fields: the server sorts by result columns such as ``score`` that are not filters.
 
@@ -47,6 +47,7 @@ __all__ = [
     "OFFER_FIELDS",
     "OFFER_TYPES",
     "OPERATORS",
+    "ORDER_FIELDS",
     "build_search",
     "parse_order",
     "parse_query",
@@ -68,6 +69,18 @@ OFFER_FIELDS: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 """Filter fields the server knows."""
+
+ORDER_FIELDS: frozenset[str] = OFFER_FIELDS | frozenset(
+    {
+        # Scalar columns of an offer row (docs/vast-api.md; the recorded search answer).
+        "bundle_id", "cpu_name", "credit_discount_max", "discount_rate", "discounted_dph_total",
+        "discounted_hourly", "disk_name", "dph_base", "dph_total_adj", "driver_vers",
+        "end_date", "gpu_lanes", "hosting_type", "hostname", "is_bid", "public_ipaddr",
+        "reliability2", "reliability_mult", "score", "start_date", "storage_total_cost",
+        "vram_costperhour",
+    }
+)  # fmt: skip
+"""Fields an order may name: the filter fields plus the other columns of an offer row."""
 
 FIELD_ALIASES: Mapping[str, str] = {
     "cuda_vers": "cuda_max_good",
@@ -106,7 +119,7 @@ DEFAULT_FILTERS: Mapping[str, Mapping[str, bool]] = {
     "external": {"eq": False},
     "rentable": {"eq": True},
 }
-"""What the current CLI adds unless ``--no-default`` (vast-api.md §2.3)."""
+"""What the current CLI adds unless ``--no-default`` (docs/vast-api.md, "Query grammar")."""
 
 OFFER_TYPES: Mapping[str, str] = {
     "on-demand": "on-demand",
@@ -211,7 +224,7 @@ def _apply(filters: dict[str, dict[str, Value]], query: str, match: re.Match[str
 
 
 def _convert(field: str, value: str, query: str, token: str, position: int) -> Value:
-    """One value, as the CLI converts it (steps 3, 7, 8, 9 of vast-api.md §2.4)."""
+    """One value, as the CLI converts it (docs/vast-api.md, "Query grammar")."""
     if field == "driver_version" and "." in value:
         if not _DRIVER_VERSION.fullmatch(value):
             raise QueryError(
@@ -269,6 +282,15 @@ def parse_order(text: str) -> list[list[str]]:
             )  # fmt: skip
         sign = match[1] or match[3]
         field = FIELD_ALIASES.get(match[2], match[2])
+        if field not in ORDER_FIELDS:
+            names = sorted(ORDER_FIELDS | FIELD_ALIASES.keys())
+            close = difflib.get_close_matches(match[2], names, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise QueryError(
+                order_text, entry, position,
+                f"unknown order field {match[2]!r}; {hint}an offer has: {', '.join(names)}",
+                key="vast-gpu:order",
+            )  # fmt: skip
         order.append([field, "desc" if sign == "-" else "asc"])
     return order
 

@@ -1,155 +1,419 @@
-"""Where the API key and URL come from, and the named defaults of the stack settings.
+"""A stack's settings: the one table of keys, their defaults and rules, and the typed result.
 
-We use the vendor's own names (``VAST_API_KEY``, ``VAST_URL``, the CLI's key files), so one
-key set up for the official ``vastai`` CLI serves us too. The resolvers are pure: they take the
-environment and the home directory as arguments; ``load_api_key`` / ``load_api_url`` are the
-one-line wrappers that read the real ones. The key is never put in a message.
+Every consumer reads settings through ``parse_settings``: the Pulumi program (from
+``pulumi.Config``), the provider's ``check`` and ``create`` (from the resource inputs, which
+the program built from the same settings), and the workflow side (``inv search``, ``deploy``,
+its dry run: from one ``pulumi config --json``). So a bad value gives the same ConfigError,
+naming the key, the value and what is wrong, wherever it is read, and a new key is one row in
+``KEYS`` plus one field of ``Settings``.
+
+Values arrive as text (stack config) or typed (resource inputs); both parse the same way.
+Zero is never silently a default: it is refused, or, for the dead-man switch's durations,
+documented as "off". Secrets are refused as stack config (providers/credentials.py says why).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from pathlib import Path
-from urllib.parse import urlsplit
+import difflib
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from providers.errors import ConfigError, MissingApiKeyError
+from pulumi.runtime.rpc import UNKNOWN
 
-__all__ = [
-    "API_KEY_ENV",
-    "API_URL_ENV",
-    "CONFIG_NAMESPACE",
-    "DEFAULT_API_URL",
-    "DEFAULT_APP_DIR",
-    "DEFAULT_DISK_GB",
-    "DEFAULT_IDLE_TIMEOUT_S",
-    "DEFAULT_LEASE_TIMEOUT_S",
-    "DEFAULT_MAX_ATTEMPTS",
-    "DEFAULT_MAX_LIFETIME_S",
-    "DEFAULT_ORDER",
-    "DEFAULT_QUERY",
-    "DEFAULT_READY_TIMEOUT_S",
-    "DEFAULT_WORK_DIR",
-    "STACK_API_KEY",
-    "STACK_API_URL",
-    "api_key_places",
-    "load_api_key",
-    "load_api_url",
-    "resolve_api_key",
-    "resolve_api_url",
-]
+from providers.credentials import REGISTRY_LOGIN_ENV, resolve_api_url
+from providers.errors import ConfigError, QueryError
+from providers.query import parse_order, parse_query
+from remote.watchdog import MAX_ONSTART_CHARS, Deadman, onstart_with_watchdog, parse_duration
 
-CONFIG_NAMESPACE = "vast-gpu"
-STACK_API_KEY = f"{CONFIG_NAMESPACE}:apiKey"
-STACK_API_URL = f"{CONFIG_NAMESPACE}:apiUrl"
-API_KEY_ENV = "VAST_API_KEY"
-API_URL_ENV = "VAST_URL"
-DEFAULT_API_URL = "https://console.vast.ai"
-
-# Defaults of the stack settings: those of the bash script this project replaces.
+NAMESPACE = "vast-gpu"
 DEFAULT_QUERY = (
     "reliability > 0.98 gpu_ram >= 20 compute_cap >= 700 inet_down >= 200 disk_space >= 50"
 )
 DEFAULT_ORDER = "dph+"
-DEFAULT_DISK_GB = 60
-DEFAULT_READY_TIMEOUT_S = 900
+DEFAULT_DISK_GB = 60.0
+DEFAULT_READY_TIMEOUT_S = 900.0
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_APP_DIR = "/app"
-# The dead-man switch (remote/watchdog.py): a hard deadline, an idle time, a batch lease.
+DEFAULT_WORK_DIR = "/work"
 DEFAULT_MAX_LIFETIME_S = 12 * 3600
 DEFAULT_IDLE_TIMEOUT_S = 30 * 60
 DEFAULT_LEASE_TIMEOUT_S = 10 * 60
-DEFAULT_WORK_DIR = "/work"
+DEFAULT_EXPECTED_HOURS = 1.0
+DEFAULT_EXPECTED_SYNC_GB = 1.0
+DEFAULT_EXPECTED_PULL_GB = 1.0
+MIN_DISK_GB = 8.0  # vast.ai's minimum
+MAX_LABEL_CHARS = 900  # vast.ai allows 1024; our tag takes the rest
+BID_RANGE = (0.001, 128.0)  # $/h accepted by vast.ai for an interruptible bid
+MAX_COUNT = 16
+MAX_IMAGE_CHARS = 1024
 
-_KEY_FILE_XDG = Path("vastai") / "vast_api_key"  # under $XDG_CONFIG_HOME, as `vastai set api-key`
-_KEY_FILE_LEGACY = ".vast_api_key"  # under $HOME; older CLIs wrote it
-_MISSING_KEY_HINT = (
-    "Set one with\n"
-    f"  pulumi config set --secret {STACK_API_KEY} <key>\n"
-    "or\n"
-    f"  export {API_KEY_ENV}=<key>"
+# Docker's reference grammar (distribution/reference): [host[:port]/]path[:tag][@digest].
+_IMAGE = re.compile(
+    r"(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*"
+    r"[a-zA-Z0-9])?))*(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:"
+    r"[0-9a-fA-F]{32,})?"
 )
 
-
-def _config_home(env: Mapping[str, str], home: Path) -> Path:
-    """``$XDG_CONFIG_HOME``, or ``~/.config`` when unset or relative (the XDG rule)."""
-    xdg = env.get("XDG_CONFIG_HOME", "")
-    return Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".config"
+Parser = Callable[[Any], Any]
 
 
-def _key_files(env: Mapping[str, str], home: Path) -> tuple[Path, Path]:
-    return _config_home(env, home) / _KEY_FILE_XDG, home / _KEY_FILE_LEGACY
+@dataclass(frozen=True)
+class Key:
+    """One stack key: its name after ``vast-gpu:``, how a value is read and checked, its
+    default (None: unset means "none"), and what it does to a running instance."""
+
+    name: str
+    attr: str
+    parse: Parser
+    default: Any = None
+    instance: bool = True
+    """An input of each VastInstance (else a stack-wide setting)."""
+    replace: bool = False
+    """A change needs a new machine (else it is changed in place, or needs none)."""
+    forbidden: str | None = None
+    """Why this key may not be set as stack config, and what to do instead."""
 
 
-def api_key_places(env: Mapping[str, str], home: Path) -> tuple[str, ...]:
-    """Every place ``resolve_api_key`` looks, in order, as the user would name it."""
-    xdg_file, legacy_file = _key_files(env, home)
-    return (
-        f"stack secret {STACK_API_KEY}",
-        f"environment variable {API_KEY_ENV}",
-        f"file {xdg_file}",
-        f"file {legacy_file}",
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be text")
+    return value
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ValueError("must be a number") from None
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return float(value)
+
+
+def _whole(value: Any) -> int:
+    number = _number(value)
+    if number != int(number):
+        raise ValueError("must be a whole number")
+    return int(number)
+
+
+def _at_least(low: float, unit: str, parse: Parser = _number, strict: bool = False) -> Parser:
+    def check(value: Any) -> Any:
+        number = parse(value)
+        if number < low or (strict and number == low):
+            raise ValueError(f"must be {unit} {'above' if strict else '>='} {low:g}")
+        return number
+    return check
+
+
+def _between(low: float, high: float, unit: str, parse: Parser = _number) -> Parser:
+    def check(value: Any) -> Any:
+        number = parse(value)
+        if not low <= number <= high:
+            raise ValueError(f"must be {unit} between {low:g} and {high:g}")
+        return number
+    return check
+
+
+def _duration(value: Any) -> int:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = _whole(value)
+        if number < 0:
+            raise ValueError("must be a duration like 90, 45s, 30m or 12h; 0 = off")
+        return number
+    try:
+        return parse_duration(_text(value))
+    except ValueError as exc:
+        raise ValueError(f"{exc}; 0 = off") from None
+
+
+def _image(value: Any) -> str:
+    text = _text(value)
+    if not text or len(text) > MAX_IMAGE_CHARS or not _IMAGE.fullmatch(text):
+        raise ValueError("must be a Docker image reference like pytorch/pytorch:2.4.0 or "
+                         "ghcr.io/owner/name:tag (lowercase, no spaces or shell characters)")
+    return text
+
+
+def _query(value: Any) -> str:
+    parse_query(_text(value))
+    return value
+
+
+def _order(value: Any) -> str:
+    parse_order(_text(value))
+    return value
+
+
+def _env(value: Any) -> dict[str, str]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError("must be a map of NAME: value") from None
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError("must be a map of NAME: string value (quote numbers and booleans)")
+    return dict(value)
+
+
+def _label(value: Any) -> str:
+    text = _text(value)
+    if len(text) > MAX_LABEL_CHARS:
+        raise ValueError(f"must be text of at most {MAX_LABEL_CHARS} characters")
+    return text
+
+
+def _remote_dir(value: Any) -> str:
+    text = _text(value)
+    if not text.startswith("/") or "\0" in text or "\n" in text:
+        raise ValueError("must be an absolute path on the instance, like /app")
+    return text.rstrip("/") or "/"
+
+
+def _url(value: Any) -> str:
+    return resolve_api_url(_text(value), {})
+
+
+_STATE_NOTE = ("stack config is recorded, encrypted, in the stack's Pulumi state (the inputs of "
+               "the pulumi-python provider), its history and backups")
+KEYS: tuple[Key, ...] = (
+    Key("image", "image", _image, replace=True),
+    Key("disk", "disk_gb", _at_least(MIN_DISK_GB, "a number of GB"), DEFAULT_DISK_GB,
+        replace=True),
+    Key("query", "query", _query, DEFAULT_QUERY, replace=True),
+    Key("order", "order", _order, DEFAULT_ORDER, replace=True),
+    Key("maxPricePerHour", "max_price", _at_least(0, "a price in $/h", strict=True)),
+    Key("bidPrice", "bid_price", _between(*BID_RANGE, "a bid in $/h"), replace=True),
+    Key("onstart", "onstart", _text, replace=True),
+    Key("env", "env", _env, {}, replace=True),
+    Key("label", "label", _label),
+    Key("sshPublicKey", "ssh_public_key", _text),
+    Key("readyTimeout", "ready_timeout_s", _at_least(0, "a number of seconds", strict=True),
+        DEFAULT_READY_TIMEOUT_S),
+    Key("maxAttempts", "max_attempts", _at_least(1, "a whole number", _whole),
+        DEFAULT_MAX_ATTEMPTS),
+    # the dead-man switch's settings are baked into onstart, which runs only at boot
+    Key("maxLifetime", "max_lifetime_s", _duration, DEFAULT_MAX_LIFETIME_S, replace=True),
+    Key("idleTimeout", "idle_timeout_s", _duration, DEFAULT_IDLE_TIMEOUT_S, replace=True),
+    Key("leaseTimeout", "lease_timeout_s", _duration, DEFAULT_LEASE_TIMEOUT_S, replace=True),
+    Key("maxCost", "max_cost", _at_least(0, "dollars (the whole run's cap)", strict=True)),
+    Key("expectedHours", "expected_hours", _at_least(0, "a number of hours", strict=True),
+        DEFAULT_EXPECTED_HOURS),
+    Key("expectedSyncGB", "expected_sync_gb", _at_least(0, "a number of GB"),
+        DEFAULT_EXPECTED_SYNC_GB),
+    Key("expectedPullGB", "expected_pull_gb", _at_least(0, "a number of GB"),
+        DEFAULT_EXPECTED_PULL_GB),
+    Key("count", "count", _between(1, MAX_COUNT, "a whole number", _whole), 1, instance=False),
+    Key("appDir", "app_dir", _remote_dir, DEFAULT_APP_DIR, instance=False),
+    Key("workDir", "work_dir", _remote_dir, DEFAULT_WORK_DIR, instance=False),
+    Key("apiUrl", "api_url", _url, instance=False),
+    Key("apiKey", "", _text, instance=False,
+        forbidden=f"{_STATE_NOTE}; remove it (`pulumi config rm vast-gpu:apiKey`) and export "
+                  "VAST_API_KEY or write ~/.config/vastai/vast_api_key"),
+    Key("registryLogin", "", _text, instance=False,
+        forbidden=f"{_STATE_NOTE}; remove it (`pulumi config rm vast-gpu:registryLogin`) and "
+                  f"export {REGISTRY_LOGIN_ENV}='-u USER -p TOKEN REGISTRY', or GHCR_TOKEN for a "
+                  "ghcr.io image"),
+)
+BY_NAME: Mapping[str, Key] = {k.name: k for k in KEYS}
+INSTANCE_KEYS: tuple[Key, ...] = tuple(k for k in KEYS if k.instance)
+REPLACE_KEYS = frozenset(k.name for k in KEYS if k.replace)
+"""A change of these needs a new machine; the other instance keys change in place."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A stack's settings, parsed and checked, every default filled in from KEYS; unset
+    optional keys are None."""
+
+    image: str
+    disk_gb: float
+    query: str
+    order: str
+    max_price: float | None
+    bid_price: float | None
+    onstart: str | None
+    env: Mapping[str, str]
+    label: str | None
+    ssh_public_key: str | None
+    ready_timeout_s: float
+    max_attempts: int
+    max_lifetime_s: int
+    idle_timeout_s: int
+    lease_timeout_s: int
+    max_cost: float | None
+    expected_hours: float
+    expected_sync_gb: float
+    expected_pull_gb: float
+    count: int
+    app_dir: str
+    work_dir: str
+    api_url: str | None
+
+    @property
+    def deadman(self) -> Deadman:
+        return Deadman(max_lifetime_s=self.max_lifetime_s, idle_timeout_s=self.idle_timeout_s,
+                       lease_timeout_s=self.lease_timeout_s)
+
+    @property
+    def offer_type(self) -> str:
+        return "bid" if self.bid_price is not None else "on-demand"
+
+    def with_values(self, **changes: Any) -> Settings:
+        """A copy with some fields replaced (e.g. a dry run's --hours), checked again."""
+        raw = {k.name: getattr(self, k.attr) for k in KEYS if k.attr}
+        raw.update({BY_ATTR[a].name: v for a, v in changes.items()})
+        return parse_settings(raw)
+
+    def instance_inputs(self) -> dict[str, Any]:
+        """The inputs of one VastInstance: every instance key that is set (the engine reads
+        None as unknown, so unset keys are left out)."""
+        out: dict[str, Any] = {}
+        for key in INSTANCE_KEYS:
+            value = getattr(self, key.attr)
+            if value is not None:
+                out[key.name] = dict(value) if isinstance(value, Mapping) else value
+        return out
+
+
+BY_ATTR: Mapping[str, Key] = {k.attr: k for k in KEYS if k.attr}
+
+
+def _bare(name: str) -> str:
+    return name.split(":", 1)[1] if name.startswith(f"{NAMESPACE}:") else name
+
+
+def problems(raw: Mapping[str, Any], *, unknown: str = "error") -> list[ConfigError]:
+    """Every bad value in ``raw`` (keys bare or ``vast-gpu:``-prefixed), as ConfigErrors.
+
+    ``unknown="error"`` refuses keys the table does not know (a typo would be ignored
+    silently otherwise); ``"ignore"`` skips them (resource inputs also hold outputs). Values
+    Pulumi does not know yet (preview) are not judged; an empty text counts as unset.
+    """
+    return _parse(raw, unknown)[1]
+
+
+def parse_settings(raw: Mapping[str, Any], *, unknown: str = "error") -> Settings:
+    """``raw`` -> Settings; the first problem (see ``problems``) is raised as ConfigError."""
+    values, errors = _parse(raw, unknown)
+    if errors:
+        raise errors[0]
+    for key in KEYS:
+        if key.attr and key.attr not in values:
+            default = key.default
+            values[key.attr] = dict(default) if isinstance(default, Mapping) else default
+    return Settings(**values)
+
+
+def _parse(raw: Mapping[str, Any], unknown: str) -> tuple[dict[str, Any], list[ConfigError]]:
+    values: dict[str, Any] = {}
+    errors: list[ConfigError] = []
+    pending: set[str] = set()
+    for name, value in raw.items():
+        bare = _bare(name)
+        key = BY_NAME.get(bare)
+        if key is None:
+            if unknown == "error":
+                errors.append(ConfigError(f"{NAMESPACE}:{bare}", value, _unknown_reason(bare)))
+            continue
+        if value == UNKNOWN:
+            pending.add(key.name)
+            continue
+        if value is None or value == "":
+            continue
+        if key.forbidden:
+            errors.append(ConfigError(f"{NAMESPACE}:{bare}", "<not shown>", key.forbidden))
+            continue
+        try:
+            values[key.attr] = key.parse(value)
+        except QueryError as exc:
+            errors.append(exc)
+        except ValueError as exc:
+            errors.append(ConfigError(f"{NAMESPACE}:{bare}", value, str(exc)))
+    if "image" not in values and "image" not in pending and not any(
+        e.key == f"{NAMESPACE}:image" for e in errors
+    ):
+        errors.append(ConfigError(
+            f"{NAMESPACE}:image", None,
+            "required: the Docker image to run, e.g. `pulumi config set vast-gpu:image "
+            "pytorch/pytorch`"))
+    if not pending & {"onstart", "maxLifetime", "idleTimeout", "leaseTimeout"}:
+        errors += _onstart_room(values)
+    return values, errors
+
+
+def _onstart_room(values: Mapping[str, Any]) -> list[ConfigError]:
+    """vast.ai takes 4096 characters of onstart; the watchdog's installer uses part of it."""
+    onstart = values.get("onstart")
+    if not isinstance(onstart, str):
+        return []
+    deadman = Deadman(
+        max_lifetime_s=values.get("max_lifetime_s", DEFAULT_MAX_LIFETIME_S),
+        idle_timeout_s=values.get("idle_timeout_s", DEFAULT_IDLE_TIMEOUT_S),
+        lease_timeout_s=values.get("lease_timeout_s", DEFAULT_LEASE_TIMEOUT_S),
     )
+    full = onstart_with_watchdog(onstart, deadman) or ""
+    if len(full) <= MAX_ONSTART_CHARS:
+        return []
+    used = len(full) - len(onstart)
+    reason = (f"{len(onstart)} characters; at most {MAX_ONSTART_CHARS - used} fit: vast.ai takes "
+              f"{MAX_ONSTART_CHARS} and the dead-man switch's installer uses {used}")
+    return [ConfigError(f"{NAMESPACE}:onstart", f"<{len(onstart)} characters>", reason)]
 
 
-def resolve_api_key(stack_key: str | None, env: Mapping[str, str], home: Path) -> str:
-    """The vast.ai API key: stack secret, ``VAST_API_KEY``, then the CLI's two key files.
-
-    The first non-blank one wins, stripped (key files end in a newline). When there is none,
-    ``MissingApiKeyError`` names all four places and how to set a key.
-    """
-    xdg_file, legacy_file = _key_files(env, home)
-    for candidate in (stack_key, env.get(API_KEY_ENV), _read_key_file(xdg_file),
-                      _read_key_file(legacy_file)):  # fmt: skip
-        if candidate and candidate.strip():
-            return candidate.strip()
-    raise MissingApiKeyError(api_key_places(env, home), _MISSING_KEY_HINT)
+def _unknown_reason(name: str) -> str:
+    close = difflib.get_close_matches(name, [k.name for k in KEYS if not k.forbidden], n=1)
+    hint = f"did you mean {NAMESPACE}:{close[0]}? " if close else ""
+    return f"unknown setting; {hint}known: {', '.join(k.name for k in KEYS if not k.forbidden)}"
 
 
-def _read_key_file(path: Path) -> str | None:
-    """The file's text, or None when it does not exist; an unreadable one is a ConfigError."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = f"cannot read the API key file: {type(exc).__name__}: {exc.strerror or ''}"
-        raise ConfigError(str(path), "<not shown>", reason.rstrip(": ")) from None
+def from_program_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The raw mapping from the program's config (``pulumi.runtime.config.CONFIG.get()``:
+    every ``ns:key`` -> text, objects as JSON text): our namespace only."""
+    return {k: v for k, v in config.items() if k.startswith(f"{NAMESPACE}:")}
 
 
-def resolve_api_url(stack_url: str | None, env: Mapping[str, str]) -> str:
-    """The API base URL: ``VAST_URL``, then the stack's ``apiUrl``, else ``DEFAULT_API_URL``.
-
-    The environment wins so tests and ``make demo`` can point any stack at vastsim. The
-    result has no trailing slash; anything but an http(s) URL with a host is a ConfigError.
-    """
-    for key, candidate in ((API_URL_ENV, env.get(API_URL_ENV)), (STACK_API_URL, stack_url)):
-        if candidate and candidate.strip():
-            return _check_url(key, candidate.strip())
-    return DEFAULT_API_URL
-
-
-def _check_url(key: str, url: str) -> str:
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - validates the port
-    except ValueError:  # e.g. a bad IPv6 literal or port
-        raise ConfigError(key, url, "not a valid URL") from None
-    if parts.query or parts.fragment:
-        # A query might carry a key (api_key=...): do not echo it.
-        shown = parts._replace(query="", fragment="").geturl() + "?..."
-        raise ConfigError(key, shown, "must not have a query string or fragment")
-    if parts.scheme not in ("http", "https") or not host:
-        raise ConfigError(key, url, "must be an http:// or https:// URL with a host")
-    return url.rstrip("/")
+def from_config_json(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The raw mapping from ``pulumi config --json`` (secrets unread: only their presence)."""
+    out: dict[str, Any] = {}
+    for name, entry in config.items():
+        if not name.startswith(f"{NAMESPACE}:") or not isinstance(entry, Mapping):
+            continue
+        if entry.get("secret"):
+            out[name] = "<secret>"
+        elif "objectValue" in entry:
+            out[name] = entry["objectValue"]
+        else:
+            out[name] = entry.get("value")
+    return out
 
 
-def load_api_key(stack_key: str | None = None) -> str:
-    """``resolve_api_key`` against this process's environment and home directory."""
-    return resolve_api_key(stack_key, os.environ, Path.home())
-
-
-def load_api_url(stack_url: str | None = None) -> str:
-    """``resolve_api_url`` against this process's environment."""
-    return resolve_api_url(stack_url, os.environ)
+__all__ = [
+    "BY_NAME",
+    "DEFAULT_APP_DIR",
+    "DEFAULT_DISK_GB",
+    "DEFAULT_ORDER",
+    "DEFAULT_QUERY",
+    "DEFAULT_WORK_DIR",
+    "INSTANCE_KEYS",
+    "KEYS",
+    "NAMESPACE",
+    "REPLACE_KEYS",
+    "Key",
+    "Settings",
+    "from_config_json",
+    "from_program_config",
+    "parse_settings",
+    "problems",
+]

@@ -20,32 +20,24 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from providers.cost import (
-    DEFAULT_EXPECTED_HOURS,
-    DEFAULT_EXPECTED_PULL_GB,
-    estimate,
-    gb,
-    over_cap_message,
-    within_cap,
-)
-from providers.lifecycle import describe_offer
-from providers.query import build_search
-from providers.settings import DEFAULT_DISK_GB, DEFAULT_ORDER, DEFAULT_QUERY
+from providers.cost import gb
+from providers.errors import SelectionError
 from remote.batch import BatchResult, Task, run_batch
 from remote.pull import pull
 from remote.ssh import Connection
 from remote.sync import select_files, sync
 from workflow.connect import target_for
-from workflow.errors import TasksFailed, WorkflowError
+from workflow.errors import TasksFailed
 from workflow.outputs import parse_outputs
 from workflow.paths import PROJECT_DIR, WORK_REMOTE
 from workflow.pulumi import PROJECT, Stack
 from workflow.report import RunReport
+from workflow.search import selection_for, summary
+from workflow.settings import stack_settings
 from workflow.sweep import destroy_all, of_stack
-from workflow.vast import client_for, stack_config
+from workflow.vast import client_for
 
 ENV_OVERRIDES = {"VAST_IMAGE": "image", "VAST_DISK": "disk", "VAST_QUERY": "query"}
-DRY_RUN_CAP_HINT = "Raise --max-cost (or the base stack's maxCost), or lower --hours or --disk."
 JOB_TIME_FORMAT = "%Y%m%d_%H%M%S"
 
 
@@ -194,54 +186,17 @@ def sync_gb(src: Path) -> float:
 
 
 def dry_run_estimate(opts: DeployOptions) -> list[str]:
-    """The offer a rent would choose now and its estimate: the provider's own selection
-    (maxPricePerHour, then maxCost) on a search, which is free and rents nothing."""
+    """The offer a rent would choose now and its estimate: the provider's own selector
+    (providers/offers.py) on a search, which is free and rents nothing."""
     base = Stack(opts.base_stack) if opts.base_stack else None
-
-    def setting(key: str) -> str | None:
-        return opts.settings.get(key) or stack_config(base, f"vast-gpu:{key}")
-
-    def number(key: str, default: float | None) -> float | None:
-        raw = setting(key)
-        if raw is None:
-            return default
-        try:
-            return float(raw)
-        except ValueError:
-            raise WorkflowError(f"{key} {raw!r} is not a number") from None
-
-    query = setting("query") or DEFAULT_QUERY
-    disk_gb = number("disk", DEFAULT_DISK_GB) or DEFAULT_DISK_GB
-    max_price, bid = number("maxPricePerHour", None), number("bidPrice", None)
-    max_cost = number("maxCost", None)
-    hours = number("expectedHours", DEFAULT_EXPECTED_HOURS) or DEFAULT_EXPECTED_HOURS
-    pull_gb = number("expectedPullGB", DEFAULT_EXPECTED_PULL_GB) or 0.0
-    upload_gb = 0.0 if opts.no_sync else number("expectedSyncGB", None)
-    if upload_gb is None:
-        upload_gb = sync_gb(opts.src)
-    body = build_search(query, setting("order") or DEFAULT_ORDER, disk_gb=disk_gb,
-                        offer_type="bid" if bid is not None else "on-demand",
-                        max_price=max_price)
-    client = client_for(base, key_required=False)
+    settings = stack_settings(base, opts.settings)
+    upload = 0.0 if opts.no_sync else (
+        None if "expectedSyncGB" in opts.settings else sync_gb(opts.src))
     try:
-        offers = client.search_offers(body)
-    finally:
-        client.close()
-    if max_price is not None:
-        offers = [o for o in offers if float(o.get("dph_total") or 0) <= max_price]
-    if not offers:
-        return [f"no offer matches the query {query!r} now: a real run would fail"]
-    kept, refused = within_cap(offers, max_cost, disk_gb=disk_gb, hours=hours,
-                               sync_gb=upload_gb, pull_gb=pull_gb, bid_price=bid)
-    if not kept:
-        assert refused is not None and max_cost is not None
-        return ["a real run would refuse to rent: "
-                + over_cap_message(refused, max_cost, DRY_RUN_CAP_HINT)]
-    chosen = kept[0]
-    est = estimate(chosen, disk_gb=disk_gb, hours=hours, sync_gb=upload_gb,
-                      pull_gb=pull_gb, bid_price=bid)
-    cap = f" (maxCost ${max_cost:.4f})" if max_cost is not None else ""
-    return [f"would rent {describe_offer(chosen)}", est.describe() + cap]
+        selection = selection_for(base, settings, sync_gb=upload)
+    except SelectionError as exc:
+        return [f"a real run would refuse to rent: {exc}"]
+    return summary(selection, settings)
 
 
 def _teardown(stack: Stack, out: TextIO) -> None:

@@ -4,7 +4,7 @@ Written to `work_remote/<job>/report.json` and summed up in a few printed lines.
 are measured here with time.monotonic(), except rent, running and ssh, which the provider
 measured inside `pulumi up` and left in the stack outputs (`create_timings`). Dollars are the
 instance's prices times measured seconds and bytes, marked `"estimated": true`: vast.ai's API
-reports no charges per instance (vast-api.md §9).
+reports no charges per instance (docs/vast-api.md, "Billing").
 """
 
 from __future__ import annotations

@@ -1,13 +1,15 @@
-"""`inv search`: the offers a stack's query would rent from, as a table a person chooses by."""
+"""`inv search` and `deploy --dry-run`: what the offer selector (providers/offers.py) would
+rent now, as a table a person chooses by. Searching rents nothing and needs no key."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from providers.api import VastClient
-from providers.cost import Estimate
-from providers.query import build_search
+from providers.offers import Candidate, Selection, describe_offer, select
+from providers.settings import Settings
+from workflow.pulumi import Stack
+from workflow.vast import client_for
 
 COLUMNS = (
     ("id", "offer", "{}"),
@@ -15,6 +17,7 @@ COLUMNS = (
     ("gpu_name", "gpu", "{}"),
     ("gpu_ram", "vram GB", "{:.0f}", 1 / 1000),
     ("dph_total", "$/h", "{:.3f}"),
+    ("min_bid", "min bid", "{:.3f}"),
     ("reliability", "reliab", "{:.3f}"),
     ("cuda_max_good", "cuda", "{}"),
     ("inet_down", "down Mb/s", "{:.0f}"),
@@ -23,33 +26,42 @@ COLUMNS = (
 )
 
 
-def search(
-    client: VastClient, query: str, order: str, *, disk_gb: float, limit: int,
-    max_price: float | None = None,
-) -> list[dict[str, Any]]:
-    body = build_search(query, order, disk_gb=disk_gb, limit=limit, max_price=max_price)
-    return client.search_offers(body)[:limit]
+def selection_for(stack: Stack | None, settings: Settings, *,
+                  sync_gb: float | None = None) -> Selection:
+    """The selector's answer for these settings, against the stack's API."""
+    client = client_for(stack, key_required=False)
+    try:
+        return select(client.search_offers, settings, sync_gb=sync_gb)
+    finally:
+        client.close()
 
 
-def offer_table(
-    offers: Sequence[dict[str, Any]], estimates: Sequence[Estimate] | None = None
-) -> str:
-    """Aligned text columns; $/h includes storage for the disk asked for (as vast prices it).
-    With estimates (one per offer), their totals make a column before `where`."""
+def summary(selection: Selection, settings: Settings) -> list[str]:
+    """What a rent would do with this selection, in the provider's own words."""
+    first = selection.candidates[0]
+    return [*selection.notes,
+            f"a rent would take {describe_offer(first.offer, settings.bid_price)}",
+            first.estimate.describe()
+            + (f" (maxCost ${settings.max_cost:.4f})" if settings.max_cost is not None else "")]
+
+
+def offer_table(candidates: Sequence[Candidate]) -> str:
+    """Aligned text columns; $/h includes storage for the disk asked for (as vast prices it),
+    and the estimate of each over the expected hours comes before `where`."""
     header = [c[1] for c in COLUMNS]
-    rows = [[_cell(offer, col) for col in COLUMNS] for offer in offers]
-    if estimates:
+    rows = [[_cell(c.offer, col) for col in COLUMNS] for c in candidates]
+    if candidates:
         at = header.index("where")
-        header.insert(at, f"est $ {estimates[0].hours:g}h")
-        for row, est in zip(rows, estimates, strict=True):
-            row.insert(at, f"{est.total:.3f}")
+        header.insert(at, f"est $ {candidates[0].estimate.hours:g}h")
+        for row, cand in zip(rows, candidates, strict=True):
+            row.insert(at, f"{cand.estimate.total:.3f}")
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _cell(offer: dict[str, Any], col: tuple[Any, ...]) -> str:
+def _cell(offer: Any, col: tuple[Any, ...]) -> str:
     value = offer.get(col[0])
     if value is None:
         return "-"

@@ -1,21 +1,19 @@
 """Instances that carry our label but that no stack knows: find them, and destroy on request.
 
 Every instance the provider rents is labelled `[vast-gpu:<project>/<stack>/<resource>]`
-(providers/lifecycle.py), so a create that was killed, a deploy whose teardown was cut short,
+(providers/labels.py), so a create that was killed, a deploy whose teardown was cut short,
 or a stack deleted by hand without destroy cannot hide a billing machine from `inv sweep`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from providers.api import VastClient
-from providers.lifecycle import LABEL_TAG_PREFIX, Lifecycle
-
-_TAG = re.compile(re.escape(LABEL_TAG_PREFIX) + r"([^/\]\s]+)/([^/\]\s]+)/([^/\]\s]+)\]?$")
+from providers.labels import parse_tag
+from providers.lifecycle import Lifecycle
 
 
 @dataclass(frozen=True)
@@ -29,20 +27,13 @@ class Tagged:
     start_date: float | None
 
 
-def parse_tag(label: str | None) -> tuple[str, str, str] | None:
-    """(project, stack, resource) of one of our labels, else None."""
-    if not label:
-        return None
-    match = _TAG.search(label.strip())
-    return (match.group(1), match.group(2), match.group(3)) if match else None
-
-
 def tagged_instances(rows: Iterable[dict[str, Any]]) -> list[Tagged]:
     out = []
     for row in rows:
         tag = parse_tag(row.get("label"))
         if tag:
-            out.append(Tagged(int(row["id"]), *tag, row.get("actual_status"),
+            out.append(Tagged(int(row["id"]), tag.project, tag.stack, tag.resource,
+                              row.get("actual_status"),
                               row.get("dph_total"), row.get("start_date")))
     return out
 

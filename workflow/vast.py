@@ -3,30 +3,23 @@
 from __future__ import annotations
 
 from providers.api import VastClient
+from providers.credentials import STACK_API_URL, load_api_key, load_api_url
 from providers.errors import ConfigError
-from providers.settings import STACK_API_KEY, STACK_API_URL, load_api_key, load_api_url
-from workflow.errors import PulumiError
 from workflow.pulumi import Stack
-
-
-def stack_config(stack: Stack | None, key: str) -> str | None:
-    """One config value of the stack (secrets decrypted), None when unset or no stack."""
-    if stack is None:
-        return None
-    try:
-        return stack.capture("config", "get", key).strip() or None
-    except PulumiError:
-        return None
+from workflow.settings import raw_config
 
 
 def client_for(stack: Stack | None, *, key_required: bool = True) -> VastClient:
-    """Key: stack secret, VAST_API_KEY, the CLI's key files; URL: VAST_URL, stack, default.
+    """Key: VAST_API_KEY or the CLI's key files; URL: VAST_URL, the stack's apiUrl, default.
 
-    Searching works without a key on vast.ai, so `key_required=False` falls back to none.
+    Only the URL is read from the stack (no full settings parse: teardown uses this too, and
+    must not depend on every setting being valid). Searching works without a key on vast.ai,
+    so `key_required=False` falls back to none.
     """
-    url = load_api_url(stack_config(stack, STACK_API_URL))
+    url = raw_config(stack).get(STACK_API_URL)
+    url = load_api_url(url if isinstance(url, str) else None)
     try:
-        key = load_api_key(stack_config(stack, STACK_API_KEY))
+        key = load_api_key()
     except ConfigError:
         if key_required:
             raise

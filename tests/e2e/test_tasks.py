@@ -160,3 +160,35 @@ def test_count_two_and_down_of_one_instance(inv: Inv, ssh_key: Path, vastsim: Va
     assert vastsim.billing_now() == [billing[1]]
     inv("down", "--stack", stack)
     assert vastsim.billing_now() == []
+
+
+def test_a_rent_lost_with_its_look_up_is_found_and_destroyed_by_sweep(
+    inv: Inv, vastsim: VastSim, ssh_key: Path
+):
+    """The money case: the rent's answer is lost and the instance list fails for longer than
+    the look-up waits. The error says an instance may bill and names `inv sweep`; once the
+    API answers again, `inv sweep --yes` finds it by its label and nothing bills."""
+    from providers.api import RetryPolicy, VastClient
+    from providers.errors import MaybeBillingError
+    from providers.labels import resource_tag
+    from providers.lifecycle import InstanceSpec, Lifecycle
+    from providers.settings import parse_settings
+
+    vastsim.add_faults({"kind": "server_error", "count": 1, "status": 502, "after": True,
+                        "method": "PUT", "path": "/asks/"},
+                       {"kind": "server_error", "count": 1000, "skip": 1, "status": 503,
+                        "method": "GET", "path": "/api/v1/instances"})
+    client = VastClient(vastsim.url, vastsim.api_key, retry=RetryPolicy(first_delay_s=0.01))
+    lifecycle = Lifecycle(client, progress=lambda _l: None, ssh_probe=lambda h, p: None,
+                          poll_first_s=0.05, poll_max_s=0.2, lookup_deadline_s=1.0)
+    spec = InstanceSpec(parse_settings({"image": "img", "disk": 20}),
+                        tag=resource_tag("vast-gpu", "local-lost", "gpu"),
+                        ssh_public_key=ssh_key.with_suffix(".pub").read_text())
+    with pytest.raises(MaybeBillingError, match="inv sweep"):
+        lifecycle.create(spec)
+    [lost] = vastsim.billing_now()
+    vastsim.clear_faults()  # the API recovers
+    listed = inv("sweep").stdout
+    assert f"instance {lost}: stack 'local-lost'" in listed
+    inv("sweep", "--yes")
+    assert vastsim.billing_now() == []

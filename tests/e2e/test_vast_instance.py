@@ -202,27 +202,46 @@ def test_sigkill_after_rent_leftover_cleaned_by_next_up(vast_stack: PulumiCli, s
     assert int(res["id"]) != orphan
 
 
-@pytest.mark.parametrize("where", ["stack-secret", "env"])
-def test_api_key_reaches_no_state_log_or_output(
-    vast_stack: PulumiCli, sim: VastSim, tmp_path: Path, where: str
+GHCR_TOKEN = "ghp_registry-token-DO-NOT-LEAK-42"
+
+
+def test_api_key_and_registry_token_reach_no_state_log_or_output(
+    vast_stack: PulumiCli, sim: VastSim
 ):
-    if where == "stack-secret":
-        env = dict(vast_stack.extra_env)
-        del env["VAST_API_KEY"]
-        vast_stack.extra_env = env
-        vast_stack.run("config", "set", "--secret", "vast-gpu:apiKey", sim.api_key)
+    """The key (VAST_API_KEY) and a ghcr.io token (GHCR_TOKEN, the image is on ghcr.io) are
+    used for the rent, yet neither is in any file of the backend, the project or PULUMI_HOME,
+    in `stack export --show-secrets`, the outputs or pulumi's output."""
+    vast_stack.extra_env = {**vast_stack.extra_env, "GHCR_TOKEN": GHCR_TOKEN}
     out = up(vast_stack) + vast_stack.run("refresh", "--yes", "--non-interactive")
     outputs = vast_stack.run("stack", "output", "--json", "--show-secrets")
-    state = vast_stack.run("stack", "export")
+    state = vast_stack.run("stack", "export", "--show-secrets")
     out += vast_stack.run("destroy", "--yes", "--non-interactive")
     roots = (vast_stack.backend, vast_stack.program, Path(vast_stack.env()["PULUMI_HOME"]))
     files = [p for root in roots for p in root.rglob("*") if p.is_file()]
     assert files, "nothing to search"
-    key = sim.api_key.encode()
-    leaks = [str(p) for p in files if key in p.read_bytes()]
-    assert leaks == []
-    assert sim.api_key not in out + outputs + state
+    for secret in (sim.api_key, GHCR_TOKEN):
+        leaks = [str(p) for p in files if secret.encode() in p.read_bytes()]
+        assert leaks == []
+        assert secret not in out + outputs + state
     assert sim.billing_now() == []
+
+
+@pytest.mark.parametrize("key", ["apiKey", "registryLogin"])
+def test_a_secret_as_stack_config_is_refused_before_anything_is_recorded(
+    vast_stack: PulumiCli, sim: VastSim, key: str
+):
+    """Pulumi records every project config value among the pulumi-python provider's inputs
+    in state (encrypted): so a secret there is refused, and state never gets it."""
+    secret = f"{key}-DO-NOT-STORE-0123456789"
+    vast_stack.run_raw("config", "set", "--secret", "--stack", vast_stack.stack, "--",
+                       f"vast-gpu:{key}", secret)
+    code, out = vast_stack.attempt("up", "--yes", "--non-interactive", "--skip-preview")
+    assert code != 0
+    assert f"pulumi config rm vast-gpu:{key}" in out
+    assert "Traceback" not in out
+    state = vast_stack.run("stack", "export", "--show-secrets")
+    assert secret not in state and secret not in out
+    assert sim.ledger()["instances"] == []
 
 
 def test_example_stack_preview_without_key_says_where_to_put_one(
@@ -247,5 +266,5 @@ def test_example_stack_preview_without_key_says_where_to_put_one(
     code, out = cli.attempt("preview", "--non-interactive")
     assert code != 0
     assert "no vast.ai API key found" in out
-    assert "pulumi config set --secret vast-gpu:apiKey" in out
+    assert "export VAST_API_KEY=" in out
     assert "VAST_API_KEY" in out and ".config/vastai/vast_api_key" in out

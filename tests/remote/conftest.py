@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from providers.api import VastClient
-from providers.lifecycle import InstanceSpec, Lifecycle, ssh_endpoint
-from providers.settings import DEFAULT_ORDER, DEFAULT_QUERY
+from providers.lifecycle import InstanceSpec, Lifecycle
+from providers.records import ssh_endpoint
+from providers.settings import parse_settings
 from remote.ssh import Target, login_probe
 from vastsim.testing import VastSim
 
@@ -27,7 +28,8 @@ def ssh_key(tmp_path: Path) -> Path:
 def rent(
     vastsim: VastSim, ssh_key: Path, tmp_path: Path
 ) -> Iterator[Callable[..., tuple[int, Target]]]:
-    """rent(**spec overrides) -> (instance id, Target); every instance destroyed after."""
+    """rent(**settings) -> (instance id, Target); every instance destroyed after. The
+    dead-man switch is off unless a test passes its own onstart or durations."""
     client = VastClient(vastsim.url, vastsim.api_key)
     lifecycle = Lifecycle(
         client, progress=lambda _line: None,
@@ -37,12 +39,13 @@ def rent(
 
     def make(**overrides: object) -> tuple[int, Target]:
         tag = f"vast-gpu:test/remote/{len(made)}"
-        spec = InstanceSpec(**{
-            "image": "img", "disk_gb": 20, "query": DEFAULT_QUERY, "order": DEFAULT_ORDER,
-            "tag": tag, "ssh_public_key": ssh_key.with_suffix(".pub").read_text(),
-            "ready_timeout_s": 30, "max_attempts": 1, **overrides,
-        })  # type: ignore[arg-type]
-        record = lifecycle.create(spec)
+        settings = parse_settings({
+            "image": "img", "disk": 20, "readyTimeout": 30, "maxAttempts": 1,
+            "maxLifetime": 0, "idleTimeout": 0, "leaseTimeout": 0, **overrides,
+        })
+        spec = InstanceSpec(settings, tag=tag,
+                            ssh_public_key=ssh_key.with_suffix(".pub").read_text())
+        record = lifecycle.create(spec).record
         made.append((int(record["id"]), tag))
         end = ssh_endpoint(record)
         assert end is not None

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from providers.api import VastClient
-from providers.lifecycle import ssh_endpoint
+from providers.records import ssh_endpoint
 from remote.errors import CommandError, ConnectError, HostKeyChanged
 from remote.ssh import Connection, Target
 from vastsim.testing import VastSim

@@ -18,12 +18,15 @@ from pathlib import Path
 import pytest
 
 from providers.errors import ConfigError
+from providers.lifecycle import InstanceSpec
 from providers.settings import (
     DEFAULT_IDLE_TIMEOUT_S,
     DEFAULT_LEASE_TIMEOUT_S,
     DEFAULT_MAX_LIFETIME_S,
+    REPLACE_KEYS,
+    parse_settings,
+    problems,
 )
-from providers.stack import REPLACE_KEYS, _duration, spec_from_inputs, validate_inputs
 from remote.batch import Task, run_batch
 from remote.ssh import Connection, Target
 from remote.watchdog import (
@@ -95,13 +98,21 @@ def test_script_is_valid_sh(tmp_path: Path) -> None:
             assert checked.returncode == 0, f"{shell} -n {name}: {checked.stderr}"
 
 
+def validate_inputs(inputs: dict) -> list[tuple[str, str]]:
+    return [(e.key.split(":", 1)[-1], str(e)) for e in problems(inputs)]
+
+
+def onstart_of(inputs: dict) -> str | None:
+    spec = InstanceSpec(parse_settings(inputs), tag="vast-gpu:p/s/gpu", ssh_public_key="k")
+    return spec.rent_body()["onstart"]
+
+
 def test_stack_inputs_carry_the_switch() -> None:
-    base = {"image": "img", "tag": "vast-gpu:p/s/gpu", "sshPublicKey": "ssh-ed25519 AAAA k"}
-    spec = spec_from_inputs({**base, "onstart": "echo mine"})
-    assert spec.onstart is not None and spec.onstart.endswith("echo mine")
-    assert f'watchdog.sh" {DEFAULT_MAX_LIFETIME_S} {DEFAULT_IDLE_TIMEOUT_S} ' in spec.onstart
-    off = spec_from_inputs({**base, "maxLifetime": 0, "idleTimeout": 0, "leaseTimeout": 0})
-    assert off.onstart is None
+    base = {"image": "img", "sshPublicKey": "ssh-ed25519 AAAA k"}
+    onstart = onstart_of({**base, "onstart": "echo mine"})
+    assert onstart is not None and onstart.endswith("echo mine")
+    assert f'watchdog.sh" {DEFAULT_MAX_LIFETIME_S} {DEFAULT_IDLE_TIMEOUT_S} ' in onstart
+    assert onstart_of({**base, "maxLifetime": 0, "idleTimeout": 0, "leaseTimeout": 0}) is None
     assert {"maxLifetime", "idleTimeout", "leaseTimeout"} <= REPLACE_KEYS
 
     assert validate_inputs({**base, "maxLifetime": 90, "idleTimeout": 0}) == []
@@ -114,13 +125,10 @@ def test_stack_inputs_carry_the_switch() -> None:
 
 
 def test_a_bad_duration_in_the_stack_config_names_the_key() -> None:
-    class Config:
-        def get(self, key: str) -> str:
-            return {"maxLifetime": "12h", "idleTimeout": "ten minutes"}[key]
-
-    assert _duration(Config(), "maxLifetime") == 43200  # type: ignore[arg-type]
+    raw = {"vast-gpu:image": "img", "vast-gpu:maxLifetime": "12h"}
+    assert parse_settings(raw).max_lifetime_s == 43200
     with pytest.raises(ConfigError, match=r"vast-gpu:idleTimeout = 'ten minutes': .*30m"):
-        _duration(Config(), "idleTimeout")  # type: ignore[arg-type]
+        parse_settings({**raw, "vast-gpu:idleTimeout": "ten minutes"})
 
 
 # --- on vastsim ------------------------------------------------------------------------------

@@ -16,11 +16,11 @@ from providers.cost import (
     over_cap_message,
     rates,
     run_cost,
-    within_cap,
 )
 from providers.errors import CostCapError
 from providers.lifecycle import InstanceSpec, Lifecycle
-from providers.stack import spec_from_inputs, validate_inputs
+from providers.offers import Candidate, select
+from providers.settings import parse_settings, problems
 from vastsim.catalogue import OFFERS_FILE, priced
 from workflow.search import offer_table
 
@@ -81,17 +81,28 @@ def test_instance_record_rates_use_its_own_disk():
     assert rates({"dph_total": 0.5, "storage_total_cost": 0.1}).gpu_per_hour == pytest.approx(0.4)
 
 
-def test_within_cap_keeps_the_order_and_names_the_cheapest_refused():
+def settings(**kw: Any):
+    return parse_settings({"image": "img", "disk": 60, **kw})
+
+
+def test_the_selector_keeps_the_order_under_max_cost_and_names_the_cheapest_refused():
     offers = [an_offer()] + [o for o in OFFERS[:30] if o is not an_offer()]
     ests = {o["id"]: estimate(o, disk_gb=60, hours=2, sync_gb=1, pull_gb=1).total for o in offers}
     cap = sorted(ests.values())[len(ests) // 2]
-    kept, refused = within_cap(offers, cap, disk_gb=60, hours=2, sync_gb=1, pull_gb=1)
-    assert [o["id"] for o in kept] == [o["id"] for o in offers if ests[o["id"]] <= cap]
-    assert refused is not None
-    assert refused.total == min(v for v in ests.values() if v > cap)
-    assert within_cap(offers, None, disk_gb=60, hours=2, sync_gb=1, pull_gb=1) == (offers, None)
-    msg = over_cap_message(refused, cap, "raise maxCost")
-    assert f"${cap:.4f}" in msg and f"${refused.total:.4f}" in msg and "raise maxCost" in msg
+    chosen = select(lambda _body: offers, settings(maxCost=cap, expectedHours=2))
+    assert [c.offer_id for c in chosen.candidates] == [
+        o["id"] for o in offers if ests[o["id"]] <= cap]
+    refused = min(v for v in ests.values() if v > cap)
+    assert any(f"above maxCost ${cap:.4f}" in n for n in chosen.notes)
+    everything = select(lambda _body: offers, settings(expectedHours=2))
+    assert [c.offer_id for c in everything.candidates] == [o["id"] for o in offers]
+    with pytest.raises(CostCapError) as caught:
+        select(lambda _body: offers, settings(maxCost=min(ests.values()) * 0.5, expectedHours=2))
+    assert caught.value.estimate_total == min(ests.values())
+    est = estimate(offers[0], disk_gb=60, hours=2, sync_gb=1, pull_gb=1)
+    msg = over_cap_message(est, cap, "raise maxCost")
+    assert f"${cap:.4f}" in msg and f"${est.total:.4f}" in msg and "raise maxCost" in msg
+    assert refused > cap
 
 
 def test_cost_so_far_is_rates_times_time_since_start():
@@ -112,7 +123,8 @@ def test_run_cost_is_marked_estimated():
 def test_offer_table_gets_an_estimate_column_before_where():
     offers = [priced(o, 60, "on-demand") for o in OFFERS[:3]]
     ests = [estimate(o, disk_gb=60, hours=3, sync_gb=0, pull_gb=0) for o in offers]
-    header, *rows = offer_table(offers, ests).splitlines()
+    cands = [Candidate(o, e) for o, e in zip(offers, ests, strict=True)]
+    header, *rows = offer_table(cands).splitlines()
     assert "est $ 3h" in header and header.index("est $ 3h") < header.index("where")
     start = header.index("est $ 3h")
     assert [float(r[start:].split()[0]) for r in rows] == [round(e.total, 3) for e in ests]
@@ -121,15 +133,16 @@ def test_offer_table_gets_an_estimate_column_before_where():
 # -- stack settings --------------------------------------------------------------------------
 
 def test_cost_settings_are_validated_and_defaulted():
-    bad = dict(validate_inputs({"maxCost": 0, "expectedHours": -1, "expectedSyncGB": "x",
-                                "expectedPullGB": -0.5}))
-    assert set(bad) == {"maxCost", "expectedHours", "expectedSyncGB", "expectedPullGB"}
-    assert validate_inputs({"maxCost": 2.5, "expectedHours": 3, "expectedSyncGB": 0,
-                            "expectedPullGB": 10}) == []
-    spec = spec_from_inputs({"image": "img", "tag": "t"})
+    bad = {e.key for e in problems({"image": "img", "maxCost": 0, "expectedHours": -1,
+                                    "expectedSyncGB": "x", "expectedPullGB": -0.5})}
+    assert bad == {"vast-gpu:maxCost", "vast-gpu:expectedHours", "vast-gpu:expectedSyncGB",
+                   "vast-gpu:expectedPullGB"}
+    assert problems({"image": "img", "maxCost": 2.5, "expectedHours": 3, "expectedSyncGB": 0,
+                     "expectedPullGB": 10}) == []
+    spec = settings()
     assert (spec.max_cost, spec.expected_hours, spec.expected_sync_gb,
             spec.expected_pull_gb) == (None, 1.0, 1.0, 1.0)
-    spec = spec_from_inputs({"image": "img", "tag": "t", "maxCost": 2, "expectedHours": 4})
+    spec = settings(maxCost=2, expectedHours=4)
     assert spec.max_cost == 2 and spec.expected_hours == 4.0
 
 
@@ -152,10 +165,9 @@ class FakeClient:
 
 
 def spec(**kw: Any) -> InstanceSpec:
-    base: dict[str, Any] = dict(image="img", disk_gb=60, query="num_gpus=1", order="dph+",
-                                tag="vast-gpu:p/s/gpu", ssh_public_key="k",
-                                ready_timeout_s=1, max_attempts=1)
-    return InstanceSpec(**{**base, **kw})
+    base: dict[str, Any] = dict(query="num_gpus=1", order="dph+", readyTimeout=1,
+                                maxAttempts=1)
+    return InstanceSpec(settings(**{**base, **kw}), tag="vast-gpu:p/s/gpu", ssh_public_key="k")
 
 
 def test_max_cost_below_every_estimate_refuses_before_any_rent():
@@ -165,7 +177,7 @@ def test_max_cost_below_every_estimate_refuses_before_any_rent():
     life = Lifecycle(client, progress=lines.append, ssh_probe=lambda h, p: None)  # type: ignore[arg-type]
     cheapest = min(estimate(o, disk_gb=60, hours=5, sync_gb=1, pull_gb=1).total for o in offers)
     with pytest.raises(CostCapError) as caught:
-        life.create(spec(max_cost=cheapest * 0.99, expected_hours=5))
+        life.create(spec(maxCost=cheapest * 0.99, expectedHours=5))
     assert client.rented == []
     msg = str(caught.value)
     assert f"${cheapest:.4f}" in msg and f"${cheapest * 0.99:.4f}" in msg
@@ -181,8 +193,8 @@ def test_max_cost_skips_offers_over_it_and_the_rent_line_shows_the_estimate():
     lines: list[str] = []
     life = Lifecycle(client, progress=lines.append, ssh_probe=lambda h, p: None)  # type: ignore[arg-type]
     with pytest.raises(AssertionError, match="rented"):
-        life.create(spec(max_cost=cap, expected_hours=2))
+        life.create(spec(maxCost=cap, expectedHours=2))
     assert client.rented == [first_ok["id"]]
     expected = estimate(first_ok, disk_gb=60, hours=2, sync_gb=1, pull_gb=1)
     assert expected.describe() in lines
-    assert any("offer(s) skipped, their estimate is above it" in line for line in lines)
+    assert any("offer(s) skipped with an estimate above maxCost" in line for line in lines)

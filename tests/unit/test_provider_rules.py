@@ -8,8 +8,15 @@ import pytest
 from pulumi.runtime.rpc import UNKNOWN
 
 from providers.instance import VastInstanceProvider
-from providers.lifecycle import carries_tag, full_label, resource_tag, ssh_endpoint
-from providers.stack import validate_inputs
+from providers.labels import carries_tag, full_label, resource_tag
+from providers.records import ssh_endpoint
+from providers.settings import problems
+
+
+def validate_inputs(inputs: dict) -> list[tuple[str, str]]:
+    """(key, reason) of each bad input, as the provider's check reports them."""
+    ours = {k: v for k, v in inputs.items() if k not in ("tag", "__provider")}
+    return [(e.key.split(":", 1)[-1], str(e)) for e in problems(ours, unknown="ignore")]
 
 BASE = {
     "image": "ghcr.io/coriou/voice-tools:cuda", "disk": 60, "query": "gpu_ram >= 20",
@@ -26,8 +33,7 @@ def diff(olds: dict, news: dict):
 @pytest.mark.parametrize(
     ("key", "value"),
     [("image", "pytorch/pytorch"), ("disk", 80), ("query", "gpu_ram >= 40"),
-     ("order", "score-"), ("onstart", "echo hi"), ("env", {"A": "1"}), ("bidPrice", 0.2),
-     ("registryLogin", "-u me -p tok ghcr.io")],
+     ("order", "score-"), ("onstart", "echo hi"), ("env", {"A": "1"}), ("bidPrice", 0.2)],
 )
 def test_machine_changes_replace_deleting_first(key: str, value: object) -> None:
     result = diff(BASE, {**BASE, key: value})
@@ -58,11 +64,14 @@ def test_outputs_in_olds_do_not_count_as_changes() -> None:
 
 @pytest.mark.parametrize(
     ("key", "value", "fragment"),
-    [("disk", 4, ">= 8"), ("disk", "60", "number of GB"), ("image", "", "Docker image"),
+    [("disk", 4, ">= 8"), ("disk", "abc", "must be a number"), ("image", "", "Docker image"),
+     ("image", "a b", "Docker image"),
+     ("image", "img;rm -rf", "Docker image"), ("disk", 0, ">= 8"), ("maxAttempts", 0, ">= 1"),
+     ("readyTimeout", 0, "above 0"),
      ("maxPricePerHour", 0, "above 0"), ("bidPrice", 500, "between"),
      ("maxAttempts", 1.5, "whole number"), ("env", {"A": 1}, "string value"),
      ("readyTimeout", -1, "seconds"), ("query", "gpu_ram => 20", "'=>'"),
-     ("order", "", "vast-gpu:order")],
+     ("order", "  ", "vast-gpu:order")],
 )
 def test_bad_inputs_name_key_and_value(key: str, value: object, fragment: str) -> None:
     [(bad_key, reason)] = validate_inputs({**BASE, key: value})
@@ -97,10 +106,9 @@ def test_ssh_endpoint_prefers_direct_port_then_proxy() -> None:
     assert ssh_endpoint({"actual_status": "loading"}) is None
 
 
-def test_provider_pickles_without_any_key() -> None:
+def test_provider_pickles_without_any_run_time_fact() -> None:
     provider = VastInstanceProvider()
-    provider._stack_key = "sekret-key-123"
-    provider._stack_url = "http://127.0.0.1:1"
+    provider._stack_url = "http://sekret-host-123:1"
     blob = pickle.dumps(provider)
-    assert b"sekret-key-123" not in blob
-    assert pickle.loads(blob)._stack_key is None
+    assert b"sekret-host-123" not in blob
+    assert pickle.loads(blob)._stack_url is None

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from providers.lifecycle import full_label, resource_tag
+from providers.cost import estimate
+from providers.labels import Tag, full_label, parse_tag, resource_tag
+from providers.offers import Candidate
 from remote.batch import parse_tasks
 from workflow.deploy import DeployOptions, plan, settings_from
 from workflow.errors import OutputsError
 from workflow.outputs import parse_outputs
 from workflow.search import offer_table
-from workflow.sweep import leftovers, parse_tag
+from workflow.sweep import leftovers
 
 ONE = {"instance_id": 7, "ssh_host": "1.2.3.4", "ssh_port": 40022, "ssh_user": "root",
        "gpu_name": "RTX 4090", "num_gpus": 1, "dph_total": 0.4, "status": "running",
@@ -60,8 +62,8 @@ def test_dry_run_plan_names_every_step() -> None:
 
 def test_our_labels_are_recognised_and_only_ours() -> None:
     tag = resource_tag("vast-gpu", "exp1", "gpu")
-    assert parse_tag(full_label(tag, "my run")) == ("vast-gpu", "exp1", "gpu")
-    assert parse_tag(tag) == ("vast-gpu", "exp1", "gpu")
+    assert parse_tag(full_label(tag, "my run")) == Tag("vast-gpu", "exp1", "gpu")
+    assert parse_tag(tag) == Tag("vast-gpu", "exp1", "gpu")
     assert parse_tag("a label of someone else") is None
     assert parse_tag(None) is None
     rows = [{"id": 1, "label": tag}, {"id": 2, "label": full_label(tag, "x")},
@@ -70,9 +72,11 @@ def test_our_labels_are_recognised_and_only_ours() -> None:
 
 
 def test_offer_table_has_the_columns_a_person_chooses_by() -> None:
-    table = offer_table([{"id": 11, "num_gpus": 1, "gpu_name": "RTX 4090", "gpu_ram": 24564,
-                          "dph_total": 0.3512, "reliability": 0.991, "cuda_max_good": 12.4,
-                          "inet_down": 803.8, "disk_space": 120, "geolocation": "Quebec, CA"}])
+    offer = {"id": 11, "num_gpus": 1, "gpu_name": "RTX 4090", "gpu_ram": 24564,
+             "dph_total": 0.3512, "reliability": 0.991, "cuda_max_good": 12.4,
+             "inet_down": 803.8, "disk_space": 120, "geolocation": "Quebec, CA"}
+    est = estimate(offer, disk_gb=60, hours=1, sync_gb=0, pull_gb=0)
+    table = offer_table([Candidate(offer, est)])
     header, row = table.splitlines()
     assert header.split()[:4] == ["offer", "n", "gpu", "vram"]
     assert "RTX 4090" in row and "0.351" in row and " 25 " in row and "Quebec, CA" in row

@@ -1,4 +1,5 @@
-"""API key and URL resolution: precedence, stripping, and messages that never hold the key."""
+"""API key, URL and registry login resolution: precedence, stripping, and messages that never
+hold a secret. Secrets come from the environment and files only, never from stack config."""
 
 from __future__ import annotations
 
@@ -7,15 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from providers.errors import ApiError, ConfigError, MissingApiKeyError, OfferGoneError
-from providers.settings import (
+from providers.credentials import (
     DEFAULT_API_URL,
     api_key_places,
     load_api_key,
     load_api_url,
+    registry_login,
     resolve_api_key,
     resolve_api_url,
 )
+from providers.errors import ApiError, ConfigError, MissingApiKeyError, OfferGoneError
 
 SECRET = "k3y-DO-NOT-LEAK-0123456789abcdef"
 
@@ -42,26 +44,22 @@ def legacy_file(home: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("stack", "env_key", "xdg", "legacy", "expected"),
+    ("env_key", "xdg", "legacy", "expected"),
     [
-        ("stack", "env", "xdg", "legacy", "stack"),
-        (None, "env", "xdg", "legacy", "env"),
-        (None, None, "xdg", "legacy", "xdg"),
-        (None, None, None, "legacy", "legacy"),
+        ("env", "xdg", "legacy", "env"),
+        (None, "xdg", "legacy", "xdg"),
+        (None, None, "legacy", "legacy"),
         # blank values do not count: the next place is tried
-        ("  ", "env", None, None, "env"),
-        ("", " \n", "xdg", None, "xdg"),
-        (None, None, "\n", "legacy", "legacy"),
+        (" \n", "xdg", None, "xdg"),
+        (None, "\n", "legacy", "legacy"),
         # whitespace and the file's newline are stripped
-        (" stack\n", None, None, None, "stack"),
-        (None, "\tenv ", None, None, "env"),
-        (None, None, "xdg\n", None, "xdg"),
-        (None, None, None, "  legacy\r\n", "legacy"),
+        ("\tenv ", None, None, "env"),
+        (None, "xdg\n", None, "xdg"),
+        (None, None, "  legacy\r\n", "legacy"),
     ],
 )
 def test_precedence_and_stripping(
     home: Path,
-    stack: str | None,
     env_key: str | None,
     xdg: str | None,
     legacy: str | None,
@@ -72,44 +70,43 @@ def test_precedence_and_stripping(
         write(xdg_file(home), xdg)
     if legacy is not None:
         write(legacy_file(home), legacy)
-    assert resolve_api_key(stack, env, home) == expected
+    assert resolve_api_key(env, home) == expected
 
 
 def test_xdg_config_home_is_honoured(home: Path, tmp_path: Path) -> None:
     config = tmp_path / "xdg"
     write(config / "vastai" / "vast_api_key", "from-xdg\n")
     write(xdg_file(home), "from-dot-config\n")
-    assert resolve_api_key(None, {"XDG_CONFIG_HOME": str(config)}, home) == "from-xdg"
+    assert resolve_api_key({"XDG_CONFIG_HOME": str(config)}, home) == "from-xdg"
 
 
 def test_relative_xdg_config_home_is_ignored(home: Path) -> None:
     write(xdg_file(home), "from-dot-config\n")
-    assert resolve_api_key(None, {"XDG_CONFIG_HOME": "rel/dir"}, home) == "from-dot-config"
+    assert resolve_api_key({"XDG_CONFIG_HOME": "rel/dir"}, home) == "from-dot-config"
 
 
 def test_missing_key_names_all_places_and_how_to_set_one(home: Path, tmp_path: Path) -> None:
     config = tmp_path / "xdg"
     env = {"XDG_CONFIG_HOME": str(config)}
     with pytest.raises(MissingApiKeyError) as info:
-        resolve_api_key(None, env, home)
+        resolve_api_key(env, home)
     message = str(info.value)
     for place in (
-        "vast-gpu:apiKey",
         "VAST_API_KEY",
         str(config / "vastai" / "vast_api_key"),
         str(home / ".vast_api_key"),
     ):
         assert place in message
-    assert "pulumi config set --secret vast-gpu:apiKey" in message
+    assert "vast-gpu:apiKey" not in message  # stack config would put the key in state
     assert "export VAST_API_KEY=" in message
     assert info.value.places == api_key_places(env, home)
-    assert len(info.value.places) == 4
+    assert len(info.value.places) == 3
     assert isinstance(info.value, ConfigError) and isinstance(info.value, ValueError)
 
 
 def test_default_places_use_dot_config(home: Path) -> None:
     places = api_key_places({}, home)
-    assert places[2].endswith(str(home / ".config" / "vastai" / "vast_api_key"))
+    assert places[1].endswith(str(home / ".config" / "vastai" / "vast_api_key"))
 
 
 def test_unreadable_key_file_is_a_config_error_without_the_key(home: Path) -> None:
@@ -117,7 +114,7 @@ def test_unreadable_key_file_is_a_config_error_without_the_key(home: Path) -> No
     (home / ".config" / "vastai" / "vast_api_key").mkdir(parents=True)
     write(legacy_file(home), SECRET)
     with pytest.raises(ConfigError) as info:
-        resolve_api_key(None, {}, home)
+        resolve_api_key({}, home)
     assert str(xdg_file(home)) in str(info.value)
     assert SECRET not in str(info.value)
     assert info.value.__cause__ is None and info.value.__suppress_context__
@@ -126,7 +123,7 @@ def test_unreadable_key_file_is_a_config_error_without_the_key(home: Path) -> No
 def test_the_key_is_in_no_error_message(home: Path) -> None:
     """Errors raised after a key was found (bad URL, bad query) never carry it."""
     env = {"VAST_API_KEY": SECRET, "VAST_URL": f"https://h/?api_key={SECRET}"}
-    assert resolve_api_key(None, env, home) == SECRET
+    assert resolve_api_key(env, home) == SECRET
     with pytest.raises(ConfigError) as info:
         resolve_api_url(None, env)
     assert SECRET not in str(info.value)
@@ -186,7 +183,27 @@ def test_load_api_key_reads_the_process_environment(
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
     write(legacy_file(home), "legacy\n")
     assert load_api_key() == "legacy"
-    assert load_api_key(" stack ") == "stack"
+    monkeypatch.setenv("VAST_API_KEY", " env ")
+    assert load_api_key() == "env"
+
+
+@pytest.mark.parametrize(
+    ("image", "env", "expected"),
+    [
+        ("ghcr.io/coriou/voice-tools:cuda", {"GHCR_TOKEN": "ghp_x"},
+         "-u coriou -p ghp_x ghcr.io"),
+        ("ghcr.io/coriou/voice-tools:cuda", {"GHCR_TOKEN": "ghp_x", "GHCR_USER": "me"},
+         "-u me -p ghp_x ghcr.io"),
+        ("pytorch/pytorch", {"GHCR_TOKEN": "ghp_x"}, None),  # not a ghcr.io image
+        ("ghcr.io/coriou/voice-tools:cuda", {}, None),
+        ("pytorch/pytorch", {"VAST_REGISTRY_LOGIN": "-u a -p b docker.io"},
+         "-u a -p b docker.io"),
+        ("ghcr.io/o/i", {"VAST_REGISTRY_LOGIN": " -u a -p b ghcr.io ", "GHCR_TOKEN": "t"},
+         "-u a -p b ghcr.io"),
+    ],
+)
+def test_registry_login_from_the_environment(image: str, env: dict, expected: str | None) -> None:
+    assert registry_login(image, env) == expected
 
 
 def test_api_errors_scrub_a_key_handed_to_them() -> None:
