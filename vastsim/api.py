@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 RATE_LIMIT_TEXT = "API requests too frequent"
 RATE_LIMIT_JSON = {"detail": "API requests too frequent endpoint threshold=1.0"}
+QUOTA_JSON = {"success": False, "error": "search_quota_exceeded",
+              "msg": "Daily search quota exceeded; it resets at 00:00 UTC."}
 NGINX_PAGE = ("<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n"
               "<center><h1>{code} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n"
               "</body>\r\n</html>\r\n")
@@ -69,11 +71,13 @@ ROUTES: list[Route] = [(m, re.compile(p + r"\Z"), name, auth) for m, p, name, au
 
 
 class Answer:
-    """A response to send: status, body bytes, content type."""
+    """A response to send: status, body bytes, content type, extra headers."""
 
-    def __init__(self, status: int, body: Any, content_type: str = "application/json") -> None:
+    def __init__(self, status: int, body: Any, content_type: str = "application/json",
+                 headers: dict[str, str] | None = None) -> None:
         self.status = status
         self.content_type = content_type
+        self.headers = headers or {}
         self.body = body if isinstance(body, bytes) else (
             body.encode() if isinstance(body, str) else json.dumps(body).encode())
 
@@ -139,15 +143,25 @@ class Api:
             slow = self.cloud.faults.take_request("slow", method, path)
             limit = self.cloud.faults.take_request("rate_limit", method, path)
             error = None if limit else self.cloud.faults.take_request("server_error", method, path)
-            if slow or limit or error:
+            bad = None if limit or error else self.cloud.faults.take_request("bad_answer", method,
+                                                                             path)
+            if slow or limit or error or bad:
                 self.cloud.save()
         if slow:
             time.sleep(slow.delay_s)  # the fault *is* a late answer
         if limit:
+            headers = ({"Retry-After": f"{limit.retry_after:g}"}
+                       if limit.retry_after is not None else None)
             as_json = limit.body == "json" or (limit.body == "both" and limit.fired % 2 == 0)
-            answer = (Answer(429, RATE_LIMIT_JSON) if as_json
-                      else Answer(429, RATE_LIMIT_TEXT, "text/plain; charset=utf-8"))
+            if limit.body == "quota":
+                answer = Answer(429, QUOTA_JSON, headers=headers)
+            elif as_json:
+                answer = Answer(429, RATE_LIMIT_JSON, headers=headers)
+            else:
+                answer = Answer(429, RATE_LIMIT_TEXT, "text/plain; charset=utf-8", headers)
             return answer, None, "rate_limit"
+        if bad:
+            return Answer(200, bad.text.encode(), "application/json"), None, "bad_answer"
         if error:
             page = NGINX_PAGE.format(code=error.status, reason=REASONS[error.status])
             answer = Answer(error.status, page, "text/html")
@@ -332,6 +346,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(answer.status)
         self.send_header("Content-Type", answer.content_type)
         self.send_header("Content-Length", str(len(answer.body)))
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(answer.body)

@@ -11,18 +11,23 @@ many times it fires before it is used up. Kinds:
 ``exited``         the next N rented instances go to ``exited`` (with ``status_msg``) instead
                    of ``running``.
 ``ssh_refuse``     the next N rented instances refuse SSH for ``seconds`` after ``running``.
-``rate_limit``     the next N matching API requests answer 429 without Retry-After; ``body``
-                   ``"text"`` (plain ``API requests too frequent``), ``"json"``
-                   (``{"detail": ...}``) or ``"both"`` (alternating, text first).
+``rate_limit``     the next N matching API requests answer 429, with ``Retry-After:
+                   <retry_after>`` when given (seconds); ``body`` ``"text"`` (plain ``API
+                   requests too frequent``), ``"json"`` (``{"detail": ...}``), ``"both"``
+                   (alternating, text first) or ``"quota"`` (the daily search quota:
+                   ``{"error": "search_quota_exceeded", ...}``).
 ``server_error``   the next N matching API requests answer ``status`` (500, 502, 503 or 504);
                    ``after: true`` does the work first and then answers the error (the answer
                    got lost: a rent then creates an instance the client never hears of).
 ``slow``           the next N matching API requests are answered ``delay_s`` seconds late.
+``bad_answer``     the next N matching API requests answer 200 with ``text`` as the body (a
+                   proxy's page, a truncated or wrongly shaped JSON), the work not done.
 =================  ==========================================================================
 
-Request faults (``rate_limit``, ``server_error``, ``slow``) match every ``/api/`` request, or
-only those whose method equals ``method`` and whose path matches the regex ``path``
-(``re.search``). Admin requests under ``/_sim/`` never fault.
+Request faults (``rate_limit``, ``server_error``, ``slow``, ``bad_answer``) match every
+``/api/`` request, or only those whose method equals ``method`` and whose path matches the
+regex ``path`` (``re.search``); ``skip: K`` lets the first K matching requests through before
+the fault starts to fire. Admin requests under ``/_sim/`` never fault.
 """
 
 from __future__ import annotations
@@ -33,12 +38,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 KINDS = frozenset({"offer_taken", "stuck_loading", "exited", "ssh_refuse", "rate_limit",
-                   "server_error", "slow"})
-REQUEST_KINDS = frozenset({"rate_limit", "server_error", "slow"})
+                   "server_error", "slow", "bad_answer"})
+REQUEST_KINDS = frozenset({"rate_limit", "server_error", "slow", "bad_answer"})
 SERVER_ERROR_STATUSES = frozenset({500, 502, 503, 504})
-RATE_LIMIT_BODIES = frozenset({"text", "json", "both"})
+RATE_LIMIT_BODIES = frozenset({"text", "json", "both", "quota"})
 SPEC_KEYS = frozenset({"kind", "count", "method", "path", "offer_ids", "status", "after", "body",
-                       "delay_s", "seconds", "status_msg"})
+                       "delay_s", "seconds", "status_msg", "retry_after", "text", "skip"})
 DEFAULT_EXIT_MSG = "Error response from daemon: OCI runtime create failed: container exited\n"
 
 
@@ -62,6 +67,9 @@ class Fault:
     delay_s: float = 0.0
     seconds: float = 0.0
     status_msg: str = DEFAULT_EXIT_MSG
+    retry_after: float | None = None
+    text: str = ""
+    skip: int = 0
     fired: int = field(default=0)
 
     def matches_request(self, method: str, path: str) -> bool:
@@ -95,6 +103,7 @@ def parse(spec: Any, fault_id: int) -> Fault:
     if kind in REQUEST_KINDS:
         fault.method = spec.get("method")
         fault.path = spec.get("path")
+        fault.skip = int(_number(spec, "skip", 0))
         if fault.path is not None:
             try:
                 re.compile(fault.path)
@@ -119,6 +128,13 @@ def parse(spec: Any, fault_id: int) -> Fault:
         if fault.body not in RATE_LIMIT_BODIES:
             raise FaultSpecError(f"fault 'rate_limit': body must be one of "
                                  f"{sorted(RATE_LIMIT_BODIES)}, got {fault.body!r}")
+        if "retry_after" in spec:
+            fault.retry_after = _number(spec, "retry_after", 0)
+    if kind == "bad_answer":
+        text = spec.get("text", "")
+        if not isinstance(text, str):
+            raise FaultSpecError(f"fault 'bad_answer': text must be a string, got {text!r}")
+        fault.text = text
     if kind == "slow":
         fault.delay_s = _number(spec, "delay_s", 1.0)
     if kind == "ssh_refuse":
@@ -161,6 +177,9 @@ class FaultBook:
         """Fire the first pending request fault of ``kind`` that matches, if any."""
         for fault in self.pending:
             if fault.kind == kind and fault.matches_request(method, path):
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    continue
                 return self._fire(fault)
         return None
 

@@ -146,6 +146,11 @@ class VastSim:
     def add_faults(self, *faults: dict[str, Any]) -> Any:
         return self.admin_post("/_sim/faults", list(faults))
 
+    def clear_faults(self) -> Any:
+        r = requests.delete(f"{self.url}/_sim/faults", timeout=HTTP_TIMEOUT_S)
+        r.raise_for_status()
+        return r.json()
+
     def ledger(self) -> dict[str, Any]:
         return self.admin_get("/_sim/ledger")
 
