@@ -34,7 +34,7 @@ from remote.ssh import Connection
 
 STATE_DIR = "/tmp/vast-gpu"
 """The watchdog's directory on the instance."""
-MAX_ONSTART_CHARS = 4096  # vast.ai's limit on onstart (+ args), vast-api.md §3.2
+MAX_ONSTART_CHARS = 4096  # vast.ai's limit on onstart (+ args), docs/vast-api.md, "Rent"
 MAX_CHECK_S = 30
 RENEWALS_PER_LEASE = 3
 LEASE_COMMAND_TIMEOUT_S = 30.0
