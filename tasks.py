@@ -145,13 +145,15 @@ def search(
                                       "expectedHours": hours}, image_required=False)
         selection = selection_for(s, settings)
         shown = selection.candidates[:limit]
-        where = f"stack {s.name!r}" if s else "no stack (defaults)"
-        print(f"{len(selection.candidates)} offer(s) to rent from ({selection.matched} matched) "
-              f"for {where}: {settings.query}  (order {settings.order}, $/h with "
-              f"{settings.disk_gb:g} GB disk)")
+        where = f"stack {s.name!r}" if s else "no stack, the defaults"
+        print(f"{len(selection.candidates)} offer(s) for: {settings.query}  (order "
+              f"{settings.order}, $/h with {settings.disk_gb:g} GB disk; {where}; "
+              f"the first {len(shown)} shown)")
         print(offer_table(shown))
-        for line in summary(selection, settings):
-            print(line)
+        for note in selection.notes:
+            print(note)
+        rent, est = summary(selection, settings)
+        print(f"{rent}\nchosen (first) {est}")
 
 
 def _selected_or_none() -> Stack | None:

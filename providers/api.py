@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json as jsonlib
 import random
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -59,6 +60,7 @@ USER_AGENT = "vast-gpu/0.1"
 _OFFER_GONE_MARKERS = ("no_such_ask", "no longer available", "not available")
 _NOT_FOUND_ERRORS = frozenset({"no_such_instance", "not_found"})
 _QUOTA_ERRORS = frozenset({"search_quota_exceeded"})
+_TITLE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 Notify = Callable[[str], None]
 
@@ -286,7 +288,7 @@ def error_for(
 ) -> ApiError:
     """Map one failed answer to the most specific class of the providers.errors tree."""
     error = str(body.get("error") or "") if isinstance(body, dict) else ""
-    msg = _msg_of(body) if isinstance(body, dict) else text
+    msg = _msg_of(body) if isinstance(body, dict) else _plain(text)
     both = f"{error} {msg or ''}".lower()
     args = (method, path, status, error or None, msg)
     if status in (401, 403) or error == "auth_error":
@@ -338,6 +340,12 @@ def _never_sent(exc: BaseException) -> bool:
             return True
         todo += [cur.__cause__, cur.__context__, getattr(cur, "reason", None), *cur.args]
     return False
+
+
+def _plain(text: str) -> str:
+    """A proxy's HTML error page reduced to its title (``502 Bad Gateway``), else the text."""
+    title = _TITLE.search(text)
+    return " ".join(title.group(1).split()) if title else text
 
 
 def _msg_of(body: Mapping[str, Any]) -> str | None:

@@ -1,9 +1,10 @@
 """What a rent will cost, and what one has cost so far: vast.ai's billing rules as arithmetic. Pure.
 
-The rules (docs/vast-api.md, "Billing"): the GPU part (`dph_base` $/h, or the bid of an interruptible
-instance) bills per second while the instance runs; storage (`storage_cost` $/GB/month of 720
-hours, times the disk) bills per second while it exists; bandwidth bills per GB moved, in any
-state, and is not in `dph_total`. `inet_down_cost` prices what the machine downloads (our sync
+The rules (docs/vast-api.md, "Billing"): the GPU part (`dph_base` $/h, or the bid of an
+interruptible instance) bills per second while the instance runs; storage (`storage_cost`
+$/GB/month of 720 hours, times the disk) bills per second while it exists; bandwidth bills
+per GB moved, in any state, and is not in `dph_total`. `inet_down_cost` prices what the
+machine downloads (our sync
 to it), `inet_up_cost` what it uploads (our pull from it).
 
 The API reports no per-instance charges, so every figure here is an estimate, and callers that

@@ -174,9 +174,9 @@ class Lifecycle:
                 attempt = self._rent(spec, candidate)
             except OfferGoneError as exc:
                 tried.append(f"{candidate.offer_id} (gone)")
-                why = exc.error or exc
-                self._progress(f"offer {candidate.offer_id} cannot be rented now ({why}); "
-                               "trying the next one")
+                why = ("was taken meanwhile" if exc.error in (None, "no_such_ask")
+                       else f"cannot start now ({exc.error}: {exc.msg})")
+                self._progress(f"offer {candidate.offer_id} {why}; trying the next one")
                 continue
             except _NotFound:
                 failures += 1

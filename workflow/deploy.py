@@ -196,7 +196,7 @@ def dry_run_estimate(opts: DeployOptions) -> list[str]:
         selection = selection_for(base, settings, sync_gb=upload)
     except SelectionError as exc:
         return [f"a real run would refuse to rent: {exc}"]
-    return summary(selection, settings)
+    return [*selection.notes, *summary(selection, settings)]
 
 
 def _teardown(stack: Stack, out: TextIO) -> None:

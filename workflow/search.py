@@ -17,11 +17,11 @@ COLUMNS = (
     ("gpu_name", "gpu", "{}"),
     ("gpu_ram", "vram GB", "{:.0f}", 1 / 1000),
     ("dph_total", "$/h", "{:.3f}"),
-    ("min_bid", "min bid", "{:.3f}"),
     ("reliability", "reliab", "{:.3f}"),
     ("cuda_max_good", "cuda", "{}"),
     ("inet_down", "down Mb/s", "{:.0f}"),
     ("disk_space", "disk GB", "{:.0f}"),
+    ("min_bid", "min bid", "{:.3f}"),
     ("geolocation", "where", "{}"),
 )
 
@@ -36,13 +36,12 @@ def selection_for(stack: Stack | None, settings: Settings, *,
         client.close()
 
 
-def summary(selection: Selection, settings: Settings) -> list[str]:
-    """What a rent would do with this selection, in the provider's own words."""
+def summary(selection: Selection, settings: Settings) -> tuple[str, str]:
+    """(the offer a rent would take, its estimate), in the provider's own words."""
     first = selection.candidates[0]
-    return [*selection.notes,
-            f"a rent would take {describe_offer(first.offer, settings.bid_price)}",
-            first.estimate.describe()
-            + (f" (maxCost ${settings.max_cost:.4f})" if settings.max_cost is not None else "")]
+    cap = f" (maxCost ${settings.max_cost:.4f})" if settings.max_cost is not None else ""
+    return (f"would rent {describe_offer(first.offer, settings.bid_price)}",
+            first.estimate.describe() + cap)
 
 
 def offer_table(candidates: Sequence[Candidate]) -> str:

@@ -148,3 +148,34 @@ def test_sweep_shows_what_a_leftover_has_cost(inv: Inv, vastsim: VastSim):
     assert 0 < float(m[1]) < 0.01
     inv("sweep", "--yes")
     assert vastsim.billing_now() == []
+
+
+def test_search_dry_run_and_the_rent_choose_the_same_offer(inv: Inv, app: Path, vastsim: VastSim,
+                                                           ssh_key: Path):
+    """One selector: with maxPricePerHour, maxCost and bidPrice all set, `inv search`,
+    `deploy --dry-run` and `pulumi up` name the same offer and the same estimate."""
+    offers = requests.post(f"{vastsim.url}/api/v0/bundles/", headers=vastsim.headers, json=(
+        build_search(DEFAULT_QUERY, DEFAULT_ORDER, disk_gb=20, offer_type="bid")),
+        timeout=30).json()["offers"]
+    bids = sorted(o["min_bid"] for o in offers)
+    bid = bids[len(bids) // 2]  # about half of them are above it
+    prices = sorted(o["dph_total"] for o in offers)
+    stack = inv.new_stack(ssh_key)
+    for key, value in {"disk": "20", "bidPrice": f"{bid}", "expectedHours": "2",
+                       "maxPricePerHour": f"{prices[-3]}", "maxCost": "1000",
+                       "expectedSyncGB": "0"}.items():
+        inv.pulumi(stack, "config", "set", f"vast-gpu:{key}", value)
+    searched = inv("search", "--stack", stack).stdout
+    dry = inv("deploy", "--dry-run", "--base", stack, "--no-sync", "--", "hello").stdout
+    wanted = re.search(r"would rent offer (\d+):", searched)
+    assert wanted, searched
+    assert f"would rent offer {wanted.group(1)}:" in dry
+    assert "min_bid above the bid" in searched and "min_bid above the bid" in dry
+    estimate_line = next(line for line in searched.splitlines() if line.startswith("chosen"))
+    proc = inv("up", "--stack", stack)
+    outputs = json.loads(inv.pulumi(stack, "stack", "output", "--json"))
+    assert str(outputs["offer_id"]) == wanted.group(1)
+    assert TOTAL.search(estimate_line).group(2) == f"{outputs['estimate']['total']:.4f}"
+    assert "min_bid above the bid" in proc.stdout + proc.stderr  # the provider says it too
+    inv("down", "--stack", stack)
+    assert vastsim.billing_now() == []

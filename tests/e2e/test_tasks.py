@@ -120,8 +120,12 @@ def test_search_shows_a_table_of_matching_offers(inv: Inv, vastsim: VastSim):
     proc = inv("search", "--query", "gpu_ram >= 40 num_gpus = 1", "--order", "dph+",
                "--limit", "5")
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith("5 offer(s) for: gpu_ram >= 40 num_gpus = 1")
-    header, rows = lines[1], lines[2:-1]
+    # the count is the provider's: every offer a rent could take, not the rows shown
+    count = int(lines[0].split()[0])
+    assert count > 5 and lines[0].startswith(f"{count} offer(s) for: gpu_ram >= 40 num_gpus = 1")
+    assert "the first 5 shown" in lines[0]
+    header, rows = lines[1], lines[2:7]
+    assert lines[-2].startswith("would rent offer ")
     assert lines[-1].startswith("chosen (first) estimate for offer ")  # see test_cost_report
 
     def column(name: str, following: str) -> list[float]:

@@ -268,3 +268,22 @@ def test_example_stack_preview_without_key_says_where_to_put_one(
     assert "no vast.ai API key found" in out
     assert "export VAST_API_KEY=" in out
     assert "VAST_API_KEY" in out and ".config/vastai/vast_api_key" in out
+
+
+@pytest.mark.parametrize(("setting", "env", "expected"), [
+    (("query", "gpu_ram => 20"), {}, "unknown operator"),
+    (("disk", "lots"), {}, "vast-gpu:disk = 'lots': must be a number"),
+    (None, {"VAST_API_KEY": "wrong-key"}, "auth_error: Invalid user key"),
+])
+def test_expected_errors_reach_the_user_as_the_message_alone(
+    vast_stack: PulumiCli, sim: VastSim, setting: tuple[str, str] | None, env: dict,
+    expected: str,
+):
+    if setting:
+        vast_stack.run("config", "set", f"vast-gpu:{setting[0]}", setting[1])
+    vast_stack.extra_env = {**vast_stack.extra_env, **env}
+    code, out = vast_stack.attempt("up", "--yes", "--non-interactive", "--skip-preview")
+    assert code != 0
+    assert expected in out
+    assert "Traceback" not in out and 'File "' not in out
+    assert sim.ledger()["instances"] == []
