@@ -57,6 +57,7 @@ ROUTES: list[Route] = [(m, re.compile(p + r"\Z"), name, auth) for m, p, name, au
     ("PUT", r"/api/v0/search/asks", "search_asks", "any"),
     ("PUT", r"/api/v0/asks/(\d+)", "rent", "account"),
     ("GET", r"/api/v0/instances", "list_instances", "account"),
+    ("GET", r"/api/v1/instances", "list_v1", "account"),
     ("GET", r"/api/v0/instances/(\d+)", "show", "instance"),
     ("PUT", r"/api/v0/instances/(\d+)", "manage", "instance"),
     ("DELETE", r"/api/v0/instances/(\d+)", "destroy", "instance"),
@@ -229,6 +230,16 @@ class Api:
     def list_instances(self, **_: Any) -> Answer:
         rows = self.cloud.list_instances()
         return Answer(200, {"instances_found": len(rows), "instances": rows})
+
+    def list_v1(self, *, query: dict[str, list[str]], **_: Any) -> Answer:
+        rows = self.cloud.list_instances()
+        after = int(query.get("after_token", ["0"])[0] or 0)
+        rows = sorted(rows, key=lambda r: r["id"])
+        rest = [r for r in rows if r["id"] > after]
+        page = rest[:25]
+        token = str(page[-1]["id"]) if len(rest) > 25 else None
+        return Answer(200, {"success": True, "instances": page, "next_token": token,
+                            "total_instances": len(rows)})
 
     def show(self, instance_id: int, *, owner: int | None, **_: Any) -> Answer:
         if owner is not None and owner != instance_id:
