@@ -143,7 +143,7 @@ def search(
         s = Stack(stack) if stack else _selected_or_none()
         settings = stack_settings(s, {"query": query, "order": order, "disk": disk,
                                       "expectedHours": hours}, image_required=False)
-        selection = selection_for(s, settings)
+        selection = selection_for(settings)
         shown = selection.candidates[:limit]
         where = f"stack {s.name!r}" if s else "no stack, the defaults"
         print(f"{len(selection.candidates)} offer(s) for: {settings.query}  (order "

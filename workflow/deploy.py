@@ -193,7 +193,7 @@ def dry_run_estimate(opts: DeployOptions) -> list[str]:
     upload = 0.0 if opts.no_sync else (
         None if "expectedSyncGB" in opts.settings else sync_gb(opts.src))
     try:
-        selection = selection_for(base, settings, sync_gb=upload)
+        selection = selection_for(settings, sync_gb=upload)
     except SelectionError as exc:
         return [f"a real run would refuse to rent: {exc}"]
     return [*selection.notes, *summary(selection, settings)]

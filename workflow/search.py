@@ -8,8 +8,7 @@ from typing import Any
 
 from providers.offers import Candidate, Selection, describe_offer, select
 from providers.settings import Settings
-from workflow.pulumi import Stack
-from workflow.vast import client_for
+from workflow.vast import client_at
 
 COLUMNS = (
     ("id", "offer", "{}"),
@@ -26,10 +25,9 @@ COLUMNS = (
 )
 
 
-def selection_for(stack: Stack | None, settings: Settings, *,
-                  sync_gb: float | None = None) -> Selection:
-    """The selector's answer for these settings, against the stack's API."""
-    client = client_for(stack, key_required=False)
+def selection_for(settings: Settings, *, sync_gb: float | None = None) -> Selection:
+    """The selector's answer for these settings, against their API."""
+    client = client_at(settings.api_url, key_required=False)
     try:
         return select(client.search_offers, settings, sync_gb=sync_gb)
     finally:

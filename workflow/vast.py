@@ -10,14 +10,16 @@ from workflow.settings import raw_config
 
 
 def client_for(stack: Stack | None, *, key_required: bool = True) -> VastClient:
-    """Key: VAST_API_KEY or the CLI's key files; URL: VAST_URL, the stack's apiUrl, default.
-
-    Only the URL is read from the stack (no full settings parse: teardown uses this too, and
-    must not depend on every setting being valid). Searching works without a key on vast.ai,
-    so `key_required=False` falls back to none.
-    """
+    """A client for the stack's API. Only the URL is read from the stack (no full settings
+    parse: teardown uses this too, and must not depend on every setting being valid)."""
     url = raw_config(stack).get(STACK_API_URL)
-    url = load_api_url(url if isinstance(url, str) else None)
+    return client_at(url if isinstance(url, str) else None, key_required=key_required)
+
+
+def client_at(stack_url: str | None, *, key_required: bool = True) -> VastClient:
+    """Key: VAST_API_KEY or the CLI's key files; URL: VAST_URL, the stack's apiUrl, default.
+    Searching works without a key on vast.ai, so `key_required=False` falls back to none."""
+    url = load_api_url(stack_url)
     try:
         key = load_api_key()
     except ConfigError:
