@@ -1,6 +1,6 @@
 """VastInstance: the Pulumi dynamic resource, a thin adapter from Pulumi's CRUD to lifecycle.py.
 
-Why it is shaped this way (shared/docs/pulumi-offline.md §4):
+Why it is shaped this way (docs/pulumi.md):
 - The provider object is pickled into state by reference (this module and class name), so it
   holds no data of its own; the API key is read at run time from the environment or the key
   files (providers/credentials.py), never from Pulumi config, which the engine records in state.
