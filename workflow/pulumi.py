@@ -119,9 +119,9 @@ class Stack:
     def outputs(self) -> dict[str, Any]:
         return json.loads(self.capture("stack", "output", "--json") or "{}")
 
-    def resources(self) -> list[dict[str, Any]]:
-        deployment = json.loads(self.capture("stack", "export"))["deployment"]
-        return list(deployment.get("resources") or [])
+    def deployment(self) -> dict[str, Any]:
+        """The state as `pulumi stack export` gives it (secrets stay encrypted; no lock)."""
+        return dict(json.loads(self.capture("stack", "export"))["deployment"])
 
 
 def _note(line: str) -> None:

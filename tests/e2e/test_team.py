@@ -176,5 +176,26 @@ def test_killed_up_leaves_a_stale_lock_that_the_next_command_explains(
 
     subprocess.run(shlex.split(cancel), env=pulumi_env(stack, alice.env), check=True,
                    capture_output=True)
+    swept = alice("sweep", "--yes").stdout
+    assert f"instance {orphan}: being created in stack '{stack}'" in swept, swept
+    assert slow_sim.billing_now() == [orphan]  # a create in flight is never swept
     alice("down", "--stack", stack, "--instance", str(orphan))
+    assert slow_sim.billing_now() == []
+
+
+def test_sweep_leaves_a_teammates_create_in_flight_alone(
+    tmp_path: Path, backend: tuple[str, str], slow_sim: VastSim, ssh_key: Path,
+):
+    _, url = backend
+    alice, bob = (clone(tmp_path, who, url, slow_sim) for who in ("alice", "bob"))
+    stack = bob.new_stack(ssh_key, "local-bob")
+    bobs_up = bob.start("up", "--stack", stack)
+    renting = wait_for_instance(slow_sim, stack)
+    swept = alice("sweep", "--yes").stdout
+    assert f"instance {renting}: being created in stack '{stack}'" in swept, swept
+    assert "no leftover instances" in swept
+    out = bobs_up.communicate(timeout=240)[0]
+    assert bobs_up.returncode == 0, out
+    assert slow_sim.billing_now() == [renting]  # Bob's rent went through
+    bob("down", "--stack", stack)
     assert slow_sim.billing_now() == []
