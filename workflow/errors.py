@@ -4,6 +4,7 @@
     ├── PulumiError        a pulumi command failed: .command .exit_code .output_tail
     │   └── StackLocked    another pulumi command holds the stack's lock (pulumi does not
     │                      wait): .stack .locks (workflow.locks.Lock) .stale, and the fix
+    ├── StackTaken         a stack deploy means to create exists already (a teammate's?): .stack
     ├── OutputsError       the stack has no usable outputs (not up yet?): .stack .reason
     └── TasksFailed        the batch ran, some tasks failed: .failed .total (exit code 1)
 
@@ -50,6 +51,12 @@ class StackLocked(PulumiError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class StackTaken(WorkflowError):
+    def __init__(self, stack: str, hint: str) -> None:
+        self.stack = stack
+        super().__init__(f"stack {stack!r} exists already in the backend: {hint}")
 
 
 class OutputsError(WorkflowError):

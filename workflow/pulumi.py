@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.pulumi_env import pulumi_env
-from workflow.errors import PulumiError, WorkflowError
+from workflow.errors import PulumiError, StackTaken, WorkflowError
 from workflow.locks import locked_error, retry_contended
 from workflow.paths import PROJECT_DIR
 
@@ -102,6 +102,17 @@ class Stack:
     def ensure(self) -> None:
         if not self.exists():
             self.capture("stack", "init", self.name, stack=False)
+
+    def create(self, hint: str) -> None:
+        """A new stack, never one that exists (on a shared backend: perhaps a teammate's)."""
+        if self.exists():
+            raise StackTaken(self.name, hint)
+        try:
+            self.capture("stack", "init", self.name, stack=False)
+        except PulumiError as exc:
+            if "already exists" in exc.output_tail:  # created meanwhile by someone else
+                raise StackTaken(self.name, hint) from None
+            raise
 
     def set_config(self, key: str, value: str, *, secret: bool = False) -> None:
         self.capture("config", "set", *(["--secret"] if secret else []), key, value)

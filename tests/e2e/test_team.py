@@ -31,6 +31,7 @@ from vastsim.testing import VastSim
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 BOOT_S = 8.0  # long enough that a holder still holds the lock when the other one looks
+TEAM_PASSPHRASE = "shared-by-the-team"
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +200,31 @@ def test_sweep_leaves_a_teammates_create_in_flight_alone(
     assert slow_sim.billing_now() == [renting]  # Bob's rent went through
     bob("down", "--stack", stack)
     assert slow_sim.billing_now() == []
+
+
+def test_deploy_never_rents_into_or_tears_down_a_teammates_stack_of_its_name(
+    tmp_path: Path, backend: tuple[str, str], vastsim: VastSim, ssh_key: Path, app: Path,
+):
+    _, url = backend
+    alice, bob = (clone(tmp_path, who, url, vastsim) for who in ("alice", "bob"))
+    for inv in (alice, bob):
+        inv.env["PULUMI_CONFIG_PASSPHRASE"] = TEAM_PASSPHRASE  # job stacks are real stacks
+    job = "nightly"
+    alices = f"job-{job}"
+    alice.pulumi(alices, "stack", "init", alices, on_stack=False)
+    for k, v in {"image": "img", "sshPublicKey": f"{ssh_key}.pub"}.items():
+        alice.pulumi(alices, "config", "set", f"vast-gpu:{k}", v)
+    alice("up", "--stack", alices)
+    [hers] = vastsim.billing_now()
+
+    proc = bob("deploy", "--image", "other", "--src", str(app), "--job", job,
+               "--ssh-key", str(ssh_key), "--", "write", "x", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1
+    assert f"stack '{alices}' exists already in the backend" in out, out
+    assert "pass another --job; nothing was rented" in out
+    assert vastsim.billing_now() == [hers]  # her instance untouched
+    assert len(vastsim.ledger()["instances"]) == 1
+    assert json.loads(alice.pulumi(alices, "stack", "output", "--json"))["instance_id"] == hers
+    alice("down", "--stack", alices)
+    assert vastsim.billing_now() == []
