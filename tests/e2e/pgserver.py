@@ -1,9 +1,10 @@
 """A real PostgreSQL server for tests and benches: Debian's binaries, a temp dir, loopback TCP.
 
 initdb makes a cluster in a fresh directory under /tmp; the server listens on 127.0.0.1 at a
-free port (and a unix socket in the same directory) with password logins only, and `stop()`
-shuts it down and removes everything. PostgreSQL refuses to run as root, so as root every
-server command runs as `nobody` through `setpriv` (util-linux), in a directory only it owns.
+free port (and a unix socket in the same directory) with password logins only (fsync off
+unless asked), and `stop()` shuts it down and removes everything. PostgreSQL refuses to run
+as root, so as root every server command runs as `nobody` through `setpriv` (util-linux), in a
+directory only it owns.
 `database()` makes what README's "For a team" asks an admin to make: a login role and a
 database it owns, and returns the URL the team exports as PULUMI_BACKEND_URL.
 """
@@ -47,7 +48,9 @@ def _free_port() -> int:
 
 
 class PgServer:
-    def __init__(self) -> None:
+    def __init__(self, *, fsync: bool = False) -> None:
+        """fsync off by default: tests need no durability; a bench can ask for a real one."""
+        self.fsync = fsync
         self.bin = bin_dir()
         self.dir = Path(tempfile.mkdtemp(prefix="vast-gpu-pg-"))
         self.data = self.dir / "data"
@@ -81,7 +84,8 @@ class PgServer:
                   "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--no-instructions")
         pwfile.unlink()
         self.port = _free_port()
-        options = f"-k {self.dir} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = (f"-k {self.dir} -p {self.port} -c listen_addresses=127.0.0.1 "
+                   f"-c fsync={'on' if self.fsync else 'off'}")
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "log"),
                   "-o", options, "-w", "-t", str(START_TIMEOUT_S), "start")
         return self
