@@ -39,7 +39,7 @@ from workflow.pulumi import Stack, list_stacks, selected_stack
 from workflow.report import RunReport
 from workflow.search import offer_table, selection_for, summary
 from workflow.settings import stack_settings
-from workflow.sweep import destroy_all, leftovers
+from workflow.sweep import destroy_all, in_flight, leftovers, scan_stacks
 from workflow.vast import client_for
 
 
@@ -280,13 +280,14 @@ def deploy(
 def sweep(c: Context, yes: bool = False) -> None:
     """Instances with our labels that no stack knows: list them, or destroy with --yes."""
     with _errors():
-        known: set[int] = set()
-        for name in list_stacks():
-            known |= {int(r["id"]) for r in Stack(name).resources()
-                      if r["type"].endswith("vast:Instance") and r.get("id")}
+        scan = scan_stacks(Stack(name) for name in list_stacks())
         client = client_for(None)
         rows = client.list_instances()
-        found = leftovers(rows, known)
+        for t in in_flight(rows, scan):
+            print(f"instance {t.instance_id}: being created in stack {t.stack!r} (a `pulumi up` "
+                  f"now, or a killed one); not swept: if nobody runs it, `inv down --stack "
+                  f"{t.stack} --instance {t.instance_id}` destroys it")
+        found = leftovers(rows, scan)
         records = {int(r["id"]): r for r in rows}
         now = time.time()
         for t in found:

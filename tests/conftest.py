@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh vastsim per test, and the rule for tests that need a real sshd."""
+"""Shared fixtures: a fresh vastsim per test, and the rule for tests that need a real sshd
+or a PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.pgserver import PgMissing, bin_dir
 from vastsim.testing import VastSim
 
 SSHD = Path("/usr/sbin/sshd")
@@ -21,6 +23,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{SSHD} or ssh-keygen missing: install openssh-server and -client")
         pytest.skip(f"{SSHD} or ssh-keygen missing")
+    if item.get_closest_marker("postgres"):
+        try:
+            bin_dir()
+        except PgMissing as exc:
+            if os.environ.get("CI") == "true":
+                pytest.fail(str(exc))
+            pytest.skip(str(exc))
 
 
 @pytest.fixture

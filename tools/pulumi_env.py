@@ -7,14 +7,18 @@ lines for a shell: `eval "$(.venv/bin/python tools/pulumi_env.py --stack local)"
 What it sets, and what a user's own setting overrides:
 - PATH: the CLI built by tools/build-pulumi.sh (`.tools/pulumi/bin`) first, when it exists.
 - PULUMI_BACKEND_URL: a file backend in the git-ignored `.pulumi-state/` of the repo, unless
-  the user set one (e.g. `s3://bucket` or `https://api.pulumi.com` when a team shares state).
+  the user set one. A team shares one: `postgres://user@host:5432/db?sslmode=require` (password
+  in PGPASSWORD or ~/.pgpass), `s3://bucket?endpoint=http://minio:9000&use_path_style=true&
+  region=us-east-1` for MinIO (or plain `s3://bucket` on S3), or `https://api.pulumi.com`;
+  README "For a team".
 - PULUMI_HOME: the git-ignored `.pulumi-home/` of the repo, unless set.
 - update checks and plugin downloads off; credentials stored in plain files.
 
 Passphrase rule: the stacks in LOCAL_STACKS (vastsim, the demo) and the tests' throwaway stacks
 (prefix TEST_STACK_PREFIX) hold no real secret, so they get the fixed LOCAL_PASSPHRASE. Every
 other stack uses the user's own PULUMI_CONFIG_PASSPHRASE / PULUMI_CONFIG_PASSPHRASE_FILE or the
-secrets provider of their backend; without one, pulumi stops and says so.
+secrets provider of their backend; without one, pulumi stops and says so. On a team backend
+the team shares that passphrase the way it shares the database password.
 """
 
 from __future__ import annotations

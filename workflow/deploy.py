@@ -4,7 +4,8 @@ A stack of its own for the job (from a base stack's config plus flags or VAST_IM
 VAST_DISK, VAST_QUERY), then up, sync, run, pull, destroy, stack removed. Teardown runs in
 `finally`, and SIGTERM is turned into the same path as Ctrl-C, unless `keep` is set. While
 teardown runs, further Ctrl-C/SIGTERM are noted and ignored: abandoning it would leave the
-machine billing.
+machine billing. The job's stack is always a new one: on a shared backend a stack of the same
+name is someone else's, and deploy neither rents into it nor tears it down.
 """
 
 from __future__ import annotations
@@ -121,9 +122,13 @@ def deploy(
     stack = Stack(opts.stack_name)
     result: BatchResult | None = None
     report = RunReport("deploy", opts.job, stack.name, kept=opts.keep)
+    created = False  # never tear down a stack this run did not make: it may be a teammate's
     with _sigterm_as_interrupt():
         try:
-            _create_stack(stack, opts)
+            stack.create(f"its job name {opts.job!r} is taken (a teammate's job, or an earlier "
+                         "--keep): pass another --job; nothing was rented")
+            created = True
+            _configure_stack(stack, opts)
             with report.phase("up"):
                 stack.up()
             raw = stack.outputs()
@@ -158,7 +163,7 @@ def deploy(
             report.outcome = f"stopped: {type(exc).__name__}: {exc}".splitlines()[0]
             raise
         finally:
-            if not opts.keep:
+            if created and not opts.keep:
                 with report.phase("destroy"):
                     _teardown(stack, out)
             report.save_and_print(opts.results_dir, out, "deploy: ")
@@ -167,8 +172,7 @@ def deploy(
     return result
 
 
-def _create_stack(stack: Stack, opts: DeployOptions) -> None:
-    stack.ensure()
+def _configure_stack(stack: Stack, opts: DeployOptions) -> None:
     if opts.base_stack:
         stack.capture("config", "cp", "--stack", opts.base_stack, "--dest", stack.name, stack=False)
     settings = dict(opts.settings)

@@ -2,6 +2,9 @@
 
     WorkflowError
     ├── PulumiError        a pulumi command failed: .command .exit_code .output_tail
+    │   └── StackLocked    another pulumi command holds the stack's lock (pulumi does not
+    │                      wait): .stack .locks (workflow.locks.Lock) .stale, and the fix
+    ├── StackTaken         a stack deploy means to create exists already (a teammate's?): .stack
     ├── OutputsError       the stack has no usable outputs (not up yet?): .stack .reason
     └── TasksFailed        the batch ran, some tasks failed: .failed .total (exit code 1)
 
@@ -10,6 +13,12 @@ invoke's Exit with the message; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from workflow.locks import Lock
 
 TAIL_LINES = 15
 
@@ -27,6 +36,27 @@ class PulumiError(WorkflowError):
         if self.output_tail:
             text += f"; last lines:\n{self.output_tail}"
         super().__init__(text)
+
+
+class StackLocked(PulumiError):
+    """Message built by workflow.locks.locked_message: who holds it, since when, what to do."""
+
+    def __init__(self, command: list[str], exit_code: int, output: str, *, stack: str,
+                 locks: Sequence[Lock], stale: bool, message: str) -> None:
+        super().__init__(command, exit_code, output)
+        self.stack = stack
+        self.locks = list(locks)
+        self.stale = stale
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class StackTaken(WorkflowError):
+    def __init__(self, stack: str, hint: str) -> None:
+        self.stack = stack
+        super().__init__(f"stack {stack!r} exists already in the backend: {hint}")
 
 
 class OutputsError(WorkflowError):

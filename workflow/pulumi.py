@@ -1,7 +1,8 @@
 """The `pulumi` CLI as the tasks use it: one stack, the project's environment, clear errors.
 
 Output of long commands (up, destroy) streams to the terminal as pulumi prints it, so the
-provider's progress lines are seen live; short ones are captured.
+provider's progress lines are seen live; short ones are captured. A command stopped by another
+one's lock on the stack raises StackLocked (workflow/locks.py), which says who holds it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from tools.pulumi_env import pulumi_env
-from workflow.errors import PulumiError, WorkflowError
+from workflow.errors import PulumiError, StackTaken, WorkflowError
+from workflow.locks import locked_error, retry_contended
 from workflow.paths import PROJECT_DIR
 
 PROJECT = "vast-gpu"  # the name in Pulumi.yaml; labels carry it
@@ -43,7 +45,7 @@ class Stack:
         cmd = self._cmd(args, stack)
         proc = subprocess.run(cmd, cwd=self.program, env=self.env(), capture_output=True, text=True)
         if proc.returncode != 0:
-            raise PulumiError(cmd, proc.returncode, proc.stdout + proc.stderr)
+            raise self._error(cmd, proc.returncode, proc.stdout + proc.stderr)
         return proc.stdout
 
     def stream(self, *args: str, stack: bool = True) -> None:
@@ -72,7 +74,11 @@ class Stack:
             raise
         code = proc.wait()
         if code != 0:
-            raise PulumiError(cmd, code, "".join(seen))
+            raise self._error(cmd, code, "".join(seen))
+
+    def _error(self, cmd: list[str], code: int, output: str) -> PulumiError:
+        locked = locked_error(cmd, code, output, self.name, self.program)
+        return locked if locked is not None else PulumiError(cmd, code, output)
 
     @staticmethod
     def _echo(proc: subprocess.Popen[str], seen: list[str]) -> None:
@@ -97,24 +103,40 @@ class Stack:
         if not self.exists():
             self.capture("stack", "init", self.name, stack=False)
 
+    def create(self, hint: str) -> None:
+        """A new stack, never one that exists (on a shared backend: perhaps a teammate's)."""
+        if self.exists():
+            raise StackTaken(self.name, hint)
+        try:
+            self.capture("stack", "init", self.name, stack=False)
+        except PulumiError as exc:
+            if "already exists" in exc.output_tail:  # created meanwhile by someone else
+                raise StackTaken(self.name, hint) from None
+            raise
+
     def set_config(self, key: str, value: str, *, secret: bool = False) -> None:
         self.capture("config", "set", *(["--secret"] if secret else []), key, value)
 
     def up(self) -> None:
-        self.stream("up", "--yes", "--skip-preview")
+        retry_contended(lambda: self.stream("up", "--yes", "--skip-preview"), _note)
 
     def destroy(self) -> None:
-        self.stream("destroy", "--yes", "--skip-preview")
+        retry_contended(lambda: self.stream("destroy", "--yes", "--skip-preview"), _note)
 
     def remove(self) -> None:
-        self.capture("stack", "rm", self.name, "--yes", stack=False)
+        retry_contended(lambda: self.capture("stack", "rm", self.name, "--yes", stack=False),
+                        _note)
 
     def outputs(self) -> dict[str, Any]:
         return json.loads(self.capture("stack", "output", "--json") or "{}")
 
-    def resources(self) -> list[dict[str, Any]]:
-        deployment = json.loads(self.capture("stack", "export"))["deployment"]
-        return list(deployment.get("resources") or [])
+    def deployment(self) -> dict[str, Any]:
+        """The state as `pulumi stack export` gives it (secrets stay encrypted; no lock)."""
+        return dict(json.loads(self.capture("stack", "export"))["deployment"])
+
+
+def _note(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def selected_stack(program: Path = PROJECT_DIR) -> str:
@@ -129,6 +151,7 @@ def selected_stack(program: Path = PROJECT_DIR) -> str:
 
 
 def list_stacks(program: Path = PROJECT_DIR) -> list[str]:
-    """Names of every stack of the project in the current backend."""
+    """Names of every stack of the project in the current backend: on a shared DIY backend
+    (postgres, s3) the whole team's, since it keeps no owner per stack (pkg/backend/diy)."""
     probe = Stack("", program)
     return [s["name"] for s in json.loads(probe.capture("stack", "ls", "--json", stack=False))]

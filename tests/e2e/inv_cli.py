@@ -15,12 +15,13 @@ from vastsim.testing import VastSim
 class Inv:
     """`python -m invoke` against a private project copy, backend and vastsim."""
 
-    def __init__(self, project: Path, backend: Path, sim: VastSim) -> None:
+    def __init__(self, project: Path, backend: Path | str, sim: VastSim) -> None:
+        """backend: a file backend's directory, or a backend URL (postgres://...)."""
         self.project = project
         self.env = {
             **os.environ, "VAST_GPU_PROJECT": str(project), "VAST_URL": sim.url,
-            "VAST_API_KEY": sim.api_key, "PULUMI_BACKEND_URL": backend.as_uri(),
-            "PYTHONPATH": str(ROOT),
+            "VAST_API_KEY": sim.api_key, "PYTHONPATH": str(ROOT),
+            "PULUMI_BACKEND_URL": backend if isinstance(backend, str) else backend.as_uri(),
         }
 
     def argv(self, *args: str) -> list[str]:
@@ -33,14 +34,22 @@ class Inv:
             assert proc.returncode == 0, f"inv {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
         return proc
 
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """`inv ARGS` in the background (its own session), output captured."""
+        return subprocess.Popen(self.argv(*args), env=self.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+    def pulumi_argv(self, stack: str, *args: str, on_stack: bool = True) -> list[str]:
+        return ["pulumi", *args, "--non-interactive", *(["--stack", stack] if on_stack else [])]
+
     def pulumi(self, stack: str, *args: str, on_stack: bool = True) -> str:
-        cmd = ["pulumi", *args, "--non-interactive", *(["--stack", stack] if on_stack else [])]
-        return subprocess.run(cmd, cwd=self.project, env=pulumi_env(stack, self.env),
+        return subprocess.run(self.pulumi_argv(stack, *args, on_stack=on_stack),
+                              cwd=self.project, env=pulumi_env(stack, self.env),
                               capture_output=True, text=True, check=True).stdout
 
-    def new_stack(self, key: Path) -> str:
+    def new_stack(self, key: Path, stack: str | None = None) -> str:
         """A vastsim stack (local-* prefix: the fixed passphrase) configured to rent."""
-        stack = f"local-t{uuid.uuid4().hex[:6]}"
+        stack = stack or f"local-t{uuid.uuid4().hex[:6]}"
         self.pulumi(stack, "stack", "init", stack, on_stack=False)
         for k, v in {"image": "img", "sshPublicKey": f"{key}.pub", "readyTimeout": "60"}.items():
             self.pulumi(stack, "config", "set", f"vast-gpu:{k}", v)

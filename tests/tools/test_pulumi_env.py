@@ -60,3 +60,13 @@ def test_script_prints_exports_a_shell_can_eval() -> None:
         capture_output=True, text=True, check=True, env=CLEAN,
     ).stdout.strip()
     assert shell == f"{pe.STATE_DIR.as_uri()}|{pe.LOCAL_PASSPHRASE}"
+
+
+@pytest.mark.parametrize("url", [
+    "postgres://alice:pw@db.team:5432/vastgpu?sslmode=require",
+    "s3://vast-gpu-state?endpoint=http://minio.team:9000&use_path_style=true&region=us-east-1",
+])
+def test_a_team_backend_is_kept_and_never_echoed(url: str, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PULUMI_BACKEND_URL", url)
+    assert pe.pulumi_env("exp")["PULUMI_BACKEND_URL"] == url
+    assert "PULUMI_BACKEND_URL" not in pe.shell_exports("exp")  # its password stays unprinted

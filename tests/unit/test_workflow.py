@@ -12,7 +12,7 @@ from workflow.deploy import DeployOptions, plan, settings_from
 from workflow.errors import OutputsError
 from workflow.outputs import parse_outputs
 from workflow.search import offer_table
-from workflow.sweep import leftovers
+from workflow.sweep import StackScan, in_flight, leftovers, urn_names
 
 ONE = {"instance_id": 7, "ssh_host": "1.2.3.4", "ssh_port": 40022, "ssh_user": "root",
        "gpu_name": "RTX 4090", "num_gpus": 1, "dph_total": 0.4, "status": "running",
@@ -68,7 +68,18 @@ def test_our_labels_are_recognised_and_only_ours() -> None:
     assert parse_tag(None) is None
     rows = [{"id": 1, "label": tag}, {"id": 2, "label": full_label(tag, "x")},
             {"id": 3, "label": "theirs"}]
-    assert [t.instance_id for t in leftovers(rows, known_ids={1})] == [2]
+    assert [t.instance_id for t in leftovers(rows, StackScan(known_ids={1}))] == [2]
+
+
+def test_an_instance_whose_create_is_pending_is_in_flight_not_a_leftover() -> None:
+    urn = "urn:pulumi:local-bob::vast-gpu::pulumi-python:dynamic/vast:Instance::gpu"
+    assert urn_names(urn) == ("vast-gpu", "local-bob", "gpu")
+    scan = StackScan(known_ids={1}, creating={urn_names(urn)})
+    rows = [{"id": 1, "label": resource_tag("vast-gpu", "local-alice", "gpu")},
+            {"id": 2, "label": resource_tag("vast-gpu", "local-bob", "gpu")},
+            {"id": 3, "label": resource_tag("vast-gpu", "local-bob", "gpu2")}]
+    assert [t.instance_id for t in in_flight(rows, scan)] == [2]
+    assert [t.instance_id for t in leftovers(rows, scan)] == [3]
 
 
 def test_offer_table_has_the_columns_a_person_chooses_by() -> None:
