@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -67,6 +68,10 @@ def test_a_live_pulumi_holds_its_lock(tmp_path: Path) -> None:
     shutil.copy(shutil.which("sleep") or "/bin/sleep", fake)
     with subprocess.Popen([str(fake), "30"]) as proc:
         try:
+            comm = Path(f"/proc/{proc.pid}/comm")
+            deadline = time.monotonic() + 5  # until the child has exec'd: before, it is python
+            while comm.read_text().strip() != "pulumi" and time.monotonic() < deadline:
+                time.sleep(0.01)
             assert not Lock("u", "root", HERE, proc.pid, None).stale()
         finally:
             proc.kill()
