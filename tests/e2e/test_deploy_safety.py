@@ -4,7 +4,9 @@ Real `inv`, real `pulumi`, vastsim's ledger, real sshd."""
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -13,7 +15,11 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.inv_cli import Inv
+from tools.pulumi_env import ROOT
 from vastsim.testing import VastSim
+from workflow.errors import TeardownError
+from workflow.pulumi import Stack
+from workflow.teardown import DONE_LINE, teardown
 
 pytestmark = pytest.mark.e2e
 
@@ -203,3 +209,53 @@ def test_deploy_shell_without_tasks_keeps_with_tasks_tears_down(
     assert vastsim.billing_now() == [kept]
     inv("down", "--instance", str(kept))
     assert vastsim.billing_now() == [] and inv.stacks() == []
+
+
+def _broken_program(inv: Inv, tmp_path: Path) -> Path:
+    """The same project and backend, but its Python runtime is gone: `pulumi destroy` cannot
+    load the provider and fails, as it would with a broken checkout or virtualenv."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "Pulumi.yaml").write_text(
+        (inv.project / "Pulumi.yaml").read_text().replace(str(ROOT / ".venv"),
+                                                          str(tmp_path / "no-venv")))
+    shutil.copy(inv.project / "__main__.py", broken / "__main__.py")
+    return broken
+
+
+def test_teardown_deletes_through_the_api_when_pulumi_destroy_fails(
+    inv: Inv, ssh_key: Path, vastsim: VastSim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    name = inv.new_stack(ssh_key)
+    inv("up", "--stack", name)
+    [iid] = vastsim.billing_now()
+    for var in ("PULUMI_BACKEND_URL", "VAST_URL", "VAST_API_KEY"):  # this process is deploy
+        monkeypatch.setenv(var, inv.env[var])
+    stack = Stack(name, _broken_program(inv, tmp_path), verbose=False)
+    out = io.StringIO()
+    teardown(stack, [iid], out)
+    said = out.getvalue()
+    assert "pulumi destroy failed; deleting the job's instances through the API" in said, said
+    assert f"instance {iid} destroyed and verified gone" in said
+    assert DONE_LINE in said
+    assert vastsim.billing_now() == [] and name not in inv.stacks()
+
+
+def test_teardown_that_cannot_delete_says_what_may_still_bill(
+    inv: Inv, ssh_key: Path, vastsim: VastSim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    name = inv.new_stack(ssh_key)
+    inv("up", "--stack", name)
+    [iid] = vastsim.billing_now()
+    monkeypatch.setenv("PULUMI_BACKEND_URL", inv.env["PULUMI_BACKEND_URL"])
+    monkeypatch.setenv("VAST_URL", vastsim.url)
+    monkeypatch.setenv("VAST_API_KEY", "not-the-key")  # every API call is refused
+    with pytest.raises(TeardownError) as err:
+        teardown(Stack(name, _broken_program(inv, tmp_path), verbose=False), [iid],
+                 io.StringIO())
+    assert f"instance(s) {iid} may still bill" in str(err.value)
+    assert f"inv down --stack {name}" in str(err.value)
+    assert name in inv.stacks()  # kept, so `inv down` can finish the job
+    assert vastsim.billing_now() == [iid]
+    inv("down", "--stack", name)
+    assert vastsim.billing_now() == []
