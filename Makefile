@@ -7,7 +7,7 @@ VENV_STAMP := .venv/.installed-requirements.txt
 INV := $(PY) -m invoke
 
 .PHONY: setup venv pulumi test lint demo clean-state \
-	vast-search vast-status vast-run vast-shell vast-destroy vast-pull
+	vast-search vast-status vast-run vast-shell vast-destroy vast-pull alias-venv
 
 setup: venv pulumi
 
@@ -32,28 +32,36 @@ lint: venv
 demo: setup
 	$(INV) demo
 
-# The targets of the bash script this project replaces, as thin aliases of the invoke tasks.
-# STACK=name picks the stack (default: the selected one); ID= picks one instance of it.
-stack_flag = $(if $(STACK),--stack $(STACK))
-id_flag = $(if $(ID),--instance $(ID))
+# The targets of the bash script this project replaces, meaning what they meant there; each
+# says which stack it used. Run them here, or from your project's directory with
+# `make -f /path/to/vast-gpu/Makefile vast-run TASKS=jobs.txt` (your directory is then the
+# code that is synced and where TASKS= is found). STACK= picks the (base) stack.
+HERE := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+ALIAS_INV = $(HERE)/.venv/bin/python -m invoke -r $(HERE)
+quote = '$(subst ','\'',$(1))'
+opt = $(if $(2),$(1) $(call quote,$(2)))
 
-vast-search: venv
-	$(INV) search $(stack_flag)
+vast-search: alias-venv  ## the offers a rent would choose from
+	$(ALIAS_INV) search $(call opt,--stack,$(STACK))
 
-vast-status: venv
-	$(INV) status $(stack_flag)
+vast-status: alias-venv  ## every instance of your account, with the stack that holds it
+	$(ALIAS_INV) instances
 
-vast-run: venv  ## TASKS=jobs.txt, or ARGS='sine 440'
-	$(INV) run $(stack_flag) $(id_flag) $(if $(TASKS),--tasks $(TASKS)) $(if $(ARGS),-- $(ARGS))
+vast-run: alias-venv  ## TASKS=jobs.txt, ARGS='[--keep --dry-run --shell ...] [-- task words]'
+	$(ALIAS_INV) vast-run --args=$(call quote,$(ARGS)) $(call opt,--tasks,$(TASKS)) $(call opt,--src,$(SRC)) $(call opt,--stack,$(STACK))
 
-vast-shell: venv
-	$(INV) shell $(stack_flag) $(id_flag)
+vast-shell: alias-venv  ## a fresh instance and a shell on it; kept (vast-destroy ID= ends it)
+	$(ALIAS_INV) vast-run --args=$(call quote,--shell $(ARGS)) $(call opt,--src,$(SRC)) $(call opt,--stack,$(STACK))
 
-vast-destroy: venv  ## ID= destroys one instance; without it, the whole stack
-	$(INV) down $(stack_flag) $(id_flag)
+vast-destroy: alias-venv  ## ID= destroys that instance (found in whichever stack holds it)
+	$(if $(ID),,$(error ID= is required: the instance id (make vast-status lists them)))
+	$(ALIAS_INV) down --instance $(call quote,$(ID)) $(call opt,--stack,$(STACK))
 
-vast-pull: venv  ## JOB= names the results folder work_remote/<JOB>/
-	$(INV) pull $(stack_flag) $(id_flag) $(if $(JOB),--job $(JOB))
+vast-pull: alias-venv  ## ID= JOB=: /work of that instance to work_remote/JOB/
+	$(ALIAS_INV) pull $(call opt,--instance,$(ID)) $(call opt,--job,$(JOB)) $(call opt,--stack,$(STACK))
+
+alias-venv:
+	@$(MAKE) -s --no-print-directory -C $(HERE) venv
 
 # Forget every local stack (vastsim state only; never touches a user's own backend).
 clean-state:

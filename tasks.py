@@ -1,8 +1,9 @@
 """invoke tasks (`inv --list`, `inv --help TASK`): a thin UI over workflow/, providers/, remote/.
 
-Every task that works on an instance takes --stack (default: the selected pulumi stack) and
-finds the machine through `pulumi stack output --json`. Errors the packages raise on purpose
-end the task with their message and exit code 1; a failed task in a batch exits 1 too.
+Every task that works on an instance takes --stack (default: the stack that holds --instance,
+else the selected pulumi stack) and finds the machine through `pulumi stack output --json`.
+Errors the packages raise on purpose end the task with their message and exit code 1; a failed
+task in a batch exits 1 too. The vast-* tasks are the old script's make targets (Makefile).
 """
 
 from __future__ import annotations
@@ -24,22 +25,27 @@ from remote.batch import parse_tasks, run_batch, task_from_argv
 from remote.errors import RemoteError
 from remote.pull import pull as pull_dir
 from remote.shell import interactive_shell
-from remote.ssh import Connection
 from remote.sync import sync as sync_tree
 from tools.pulumi_env import ROOT
 from vastsim.__main__ import DEFAULT_BOOT_SECONDS, DEFAULT_PORT, DEFAULT_STATE_DIR
 from workflow import demo as demo_flow
-from workflow.connect import target_for
-from workflow.deploy import DeployOptions, default_job, settings_from
+from workflow import oldscript
+from workflow.connect import check_alive, connect, target_for
+from workflow.console import safe_std_streams
+from workflow.deploy import DeployOptions, settings_from
 from workflow.deploy import deploy as deploy_job
 from workflow.errors import WorkflowError
-from workflow.outputs import parse_outputs
-from workflow.paths import PROJECT_DIR, WORK_REMOTE
-from workflow.pulumi import Stack, list_stacks, selected_stack
+from workflow.jobs import check_job, default_job, job_for_pull, job_for_run
+from workflow.outputs import instance_id_of, parse_outputs
+from workflow.paths import WORK_REMOTE
+from workflow.pulumi import Stack, selected_stack_or_none
 from workflow.report import RunReport
 from workflow.search import offer_table, selection_for, summary
 from workflow.settings import stack_settings
-from workflow.sweep import destroy_all, in_flight, leftovers, scan_stacks
+from workflow.source import source_for
+from workflow.stacks import scan_project, stack_for
+from workflow.sweep import account_lines, destroy_all, in_flight, leftovers
+from workflow.teardown import finish_kept
 from workflow.vast import client_for
 
 
@@ -48,22 +54,27 @@ def task(**kwargs: Any) -> Any:
     return invoke.task(auto_shortflags=False, **kwargs)
 
 
-STACK_HELP = "pulumi stack to work on (default: the selected one)"
+STACK_HELP = "pulumi stack to work on (default: the one holding --instance, else the selected)"
 KEY_HELP = "private key to log in with (default: the stack's sshPublicKey pair, else ~/.ssh/id_*)"
 INSTANCE_HELP = "instance id, for a stack of several (see `inv status`)"
 JOB_HELP = "job name: results go to work_remote/<job>/ (default vast-gpu-YYYYMMDD_HHMMSS)"
+SRC_HELP = ("directory to upload (default: the stack's vast-gpu:src, else the current "
+            "directory unless it is vast-gpu's checkout)")
 
 
 @contextmanager
 def _errors() -> Iterator[None]:
+    """Our errors as a message and exit 1; prints that cannot fail (workflow/console.py)."""
     try:
-        yield
+        with safe_std_streams():
+            yield
     except (VastError, RemoteError, WorkflowError) as exc:
         raise Exit(f"error: {exc}", code=1) from exc
 
 
-def _stack(name: str | None) -> Stack:
-    return Stack(name or selected_stack())
+def _stack(name: str | None, instance: str | None = None) -> Stack:
+    """--stack, else the stack whose state holds --instance (said), else the selected one."""
+    return stack_for(name, instance_id_of(instance))
 
 
 def _outputs(stack: Stack):
@@ -74,7 +85,7 @@ def _tasks_from(c: Context, tasks_file: str | None) -> list:
     if tasks_file:
         path = Path(tasks_file)
         if not path.is_file():
-            raise Exit(f"error: tasks file {tasks_file} not found", code=1)
+            raise Exit(f"error: tasks file {tasks_file} not found in {Path.cwd()}", code=1)
         return parse_tasks(path.read_text(), str(path))
     if "--" in sys.argv:  # the words themselves: invoke's c.remainder has lost their quoting
         words = sys.argv[sys.argv.index("--") + 1:]
@@ -85,24 +96,32 @@ def _tasks_from(c: Context, tasks_file: str | None) -> list:
 
 @task(help={"stack": STACK_HELP})
 def up(c: Context, stack: str | None = None) -> None:
-    """Rent: `pulumi up` on the stack (created if new); returns once SSH accepts your key."""
+    """Rent: `pulumi up --refresh` on the stack (created if new): an instance that vanished
+    is rented anew; returns once SSH accepts your key."""
     with _errors():
         s = _stack(stack)
         s.ensure()
-        s.up()
+        s.up(refresh=True)
 
 
 @task(help={"stack": STACK_HELP,
             "instance": "destroy only this instance id (verified), then refresh the stack"})
-def down(c: Context, stack: str | None = None, instance: int | None = None) -> None:
+def down(c: Context, stack: str | None = None, instance: str | None = None) -> None:
     """Destroy everything the stack rented (or one instance), and check that it is gone."""
     with _errors():
-        s = _stack(stack)
-        if instance is None:
-            s.destroy()
+        instance_id = instance_id_of(instance)
+        if instance_id is not None and not stack and instance_id not in scan_project().holders:
+            print(f"instance {instance_id} is in no stack: destroying it through the API")
+            destroy_all(client_for(_account_stack()), [instance_id], print)
             return
-        destroy_all(client_for(s), [instance], print)
-        s.stream("refresh", "--yes")
+        s = _stack(stack, instance)
+        if instance_id is None:
+            s.destroy()
+        else:
+            _outputs(s).pick(instance_id)  # only an instance of this stack
+            destroy_all(client_for(s), [instance_id], print)
+            s.stream("refresh", "--yes")
+        finish_kept(s)
 
 
 @task(help={"stack": STACK_HELP})
@@ -114,11 +133,12 @@ def status(c: Context, stack: str | None = None) -> None:
         client = client_for(s)
         for inst in outputs.instances:
             live = client.show_instance(inst.instance_id)
-            state = "GONE (run `inv up` to rent again)" if live is None else (
+            state = (f"GONE: `inv up --stack {s.name}` refreshes and rents again"
+                     if live is None else (
                 f"{live.get('actual_status')}"
                 + (f" ({live['status_msg'].strip()})" if (live.get("status_msg") or "").strip()
                    else "")
-            )
+            ))
             print(f"instance {inst.instance_id}: {inst.num_gpus}x {inst.gpu_name}, "
                   f"${inst.dph_total or 0:.3f}/h, ssh -p {inst.ssh_port} "
                   f"{inst.ssh_user}@{inst.ssh_host}: {state}")
@@ -140,7 +160,7 @@ def search(
     """The offers a rent would choose from, best first, exactly as `pulumi up` would rank them
     (price cap, bid, maxCost included); rents nothing."""
     with _errors():
-        s = Stack(stack) if stack else _selected_or_none()
+        s = Stack(stack) if stack else _account_stack()
         settings = stack_settings(s, {"query": query, "order": order, "disk": disk,
                                       "expectedHours": hours}, image_required=False)
         selection = selection_for(settings)
@@ -156,44 +176,43 @@ def search(
         print(f"{rent}\nchosen (first) {est}")
 
 
-def _selected_or_none() -> Stack | None:
-    try:
-        return Stack(selected_stack())
-    except WorkflowError:
-        return None
-
-
-@task(help={"stack": STACK_HELP, "src": "directory to upload (default: the project root)",
-            "ssh_key": KEY_HELP, "method": "auto, tar or rsync", "instance": INSTANCE_HELP})
+@task(help={"stack": STACK_HELP, "src": SRC_HELP, "ssh_key": KEY_HELP,
+            "method": "auto, tar or rsync", "instance": INSTANCE_HELP})
 def sync(c: Context, stack: str | None = None, src: str | None = None,
-         ssh_key: str | None = None, method: str = "auto", instance: int | None = None) -> None:
+         ssh_key: str | None = None, method: str = "auto", instance: str | None = None) -> None:
     """Upload the source tree (git-tracked + untracked-not-ignored, minus .vastignore) to appDir."""
     with _errors():
-        outputs = _outputs(_stack(stack))
-        target = target_for(outputs, outputs.pick(instance), ssh_key=ssh_key)
-        with Connection(target) as conn:
-            sync_tree(conn, Path(src) if src else PROJECT_DIR, outputs.app_dir, method=method)
+        s = _stack(stack, instance)
+        source = source_for(src, s)
+        source.check()
+        print(f"sync: source {source.describe()}")
+        outputs = _outputs(s)
+        with connect(s, outputs, outputs.pick(instance), ssh_key=ssh_key) as conn:
+            sync_tree(conn, source.path, outputs.app_dir, method=method)
 
 
 @task(help={"stack": STACK_HELP, "tasks": "tasks file: one `./run-direct` line per line",
             "job": JOB_HELP, "ssh_key": KEY_HELP, "instance": INSTANCE_HELP})
 def run(c: Context, stack: str | None = None, tasks: str | None = None, job: str | None = None,
-        ssh_key: str | None = None, instance: int | None = None) -> None:
-    """Run each task as ./run-direct <line> in appDir (or `inv run -- LINE`); logs, summary."""
+        ssh_key: str | None = None, instance: str | None = None) -> None:
+    """Run each task as ./run-direct <line> in appDir (or `inv run -- LINE`); logs, summary.
+    The job is remembered: `inv pull` without --job brings its results to the same folder."""
     with _errors():
         batch = _tasks_from(c, tasks)
-        s = _stack(stack)
+        if job:
+            check_job(job)
+        s = _stack(stack, instance)
         raw = s.outputs()
         outputs = parse_outputs(s.name, raw)
         inst = outputs.pick(instance)
-        target = target_for(outputs, inst, ssh_key=ssh_key)
-        job = job or default_job()
+        job = job_for_run(s.name, job)
+        print(f"run: job {job}: logs in {WORK_REMOTE / job / 'logs'}")
         logs = WORK_REMOTE / job / "logs"
         report = RunReport("run", job, s.name)
         report.set_instance(raw, inst.instance_id)
         result = None
         try:
-            with Connection(target) as conn, report.phase("tasks"):
+            with connect(s, outputs, inst, ssh_key=ssh_key) as conn, report.phase("tasks"):
                 result = run_batch(conn, batch, app_dir=outputs.app_dir, logs_dir=logs)
         except BaseException as exc:
             report.outcome = f"stopped: {type(exc).__name__}: {exc}".splitlines()[0]
@@ -214,23 +233,31 @@ def run(c: Context, stack: str | None = None, tasks: str | None = None, job: str
 @task(help={"stack": STACK_HELP, "job": JOB_HELP, "ssh_key": KEY_HELP,
             "instance": INSTANCE_HELP})
 def pull(c: Context, stack: str | None = None, job: str | None = None,
-         ssh_key: str | None = None, instance: int | None = None) -> None:
-    """Bring workDir home to work_remote/<job>/; incremental, never deletes local files."""
+         ssh_key: str | None = None, instance: str | None = None) -> None:
+    """Bring workDir home to work_remote/<job>/ (default: the stack's latest job, the one of
+    the last `inv run`/`inv deploy --keep`); incremental, never deletes local files."""
     with _errors():
-        outputs = _outputs(_stack(stack))
-        target = target_for(outputs, outputs.pick(instance), ssh_key=ssh_key)
-        with Connection(target) as conn:
-            pull_dir(conn, outputs.work_dir, local_dir=WORK_REMOTE / (job or default_job()))
+        if job:
+            check_job(job)
+        s = _stack(stack, instance)
+        outputs = _outputs(s)
+        inst = outputs.pick(instance)
+        job, why = job_for_pull(s.name, job)
+        print(f"pull: job {job} ({why}) -> {WORK_REMOTE / job}")
+        with connect(s, outputs, inst, ssh_key=ssh_key) as conn:
+            pull_dir(conn, outputs.work_dir, local_dir=WORK_REMOTE / job)
 
 
 @task(help={"stack": STACK_HELP, "ssh_key": KEY_HELP, "instance": INSTANCE_HELP})
 def shell(c: Context, stack: str | None = None, ssh_key: str | None = None,
-          instance: int | None = None) -> None:
+          instance: str | None = None) -> None:
     """An interactive shell on the instance, in appDir."""
     with _errors():
-        outputs = _outputs(_stack(stack))
-        code = interactive_shell(target_for(outputs, outputs.pick(instance), ssh_key=ssh_key),
-                                 outputs.app_dir)
+        s = _stack(stack, instance)
+        outputs = _outputs(s)
+        inst = outputs.pick(instance)
+        check_alive(s, inst.instance_id)
+        code = interactive_shell(target_for(outputs, inst, ssh_key=ssh_key), outputs.app_dir)
         if code:
             raise Exit(code=code)
 
@@ -240,12 +267,15 @@ def shell(c: Context, stack: str | None = None, ssh_key: str | None = None,
     "base": "stack whose config the job's stack starts from",
     "image": "Docker image (else VAST_IMAGE, else the base stack's)",
     "disk": "disk GB (else VAST_DISK, ...)", "query": "offer query (else VAST_QUERY, ...)",
-    "src": "directory to sync (default: the project root)",
+    "src": SRC_HELP + "; base stack's vast-gpu:src",
     "keep": "keep the instance afterwards (`inv down --stack ...` later)",
-    "shell": "open a shell on the instance before teardown", "no_sync": "skip the upload",
-    "no_pull": "skip bringing /work home", "ssh_key": KEY_HELP,
+    "shell": "a shell on the instance: without tasks on a fresh instance that is kept (the "
+             "old script's --shell); with tasks after them, before teardown",
+    "no_sync": "skip the upload", "no_pull": "skip bringing /work home", "ssh_key": KEY_HELP,
     "dry_run": "print every step, and the offer a rent would choose with its cost estimate; "
                "rent nothing",
+    "verbose": "show pulumi's own output too (else only the provider's lines; all of it on "
+               "failure)",
     "hours": "expected hours, for the cost estimate and --max-cost (stack key expectedHours)",
     "max_cost": "refuse to rent when the estimate exceeds these dollars (stack key maxCost)",
     "pull_gb": "expected GB to pull home, for the estimate (stack key expectedPullGB)",
@@ -255,33 +285,74 @@ def deploy(
     image: str | None = None, disk: str | None = None, query: str | None = None,
     src: str | None = None, keep: bool = False, shell: bool = False, no_sync: bool = False,
     no_pull: bool = False, ssh_key: str | None = None, dry_run: bool = False,
-    hours: str | None = None, max_cost: str | None = None, pull_gb: str | None = None,
+    verbose: bool = False, hours: str | None = None, max_cost: str | None = None,
+    pull_gb: str | None = None,
 ) -> None:
     """The whole job in one command: own stack, up, sync, run, pull, destroy (also on Ctrl-C)."""
     with _errors():
-        opts = DeployOptions(
-            tasks=_tasks_from(c, tasks), job=job or default_job(), base_stack=base,
-            settings=settings_from({"image": image, "disk": disk, "query": query,
-                                    "expectedHours": hours, "maxCost": max_cost,
-                                    "expectedPullGB": pull_gb}, os.environ),
-            src=Path(src) if src else PROJECT_DIR, keep=keep, shell=shell, no_sync=no_sync,
-            no_pull=no_pull, ssh_key=ssh_key, dry_run=dry_run,
-        )
-        opener = None
-        if shell:
-            def opener(s: Stack) -> None:
-                outputs = _outputs(s)
-                interactive_shell(target_for(outputs, outputs.pick(), ssh_key=ssh_key),
-                                  outputs.app_dir)
-        deploy_job(opts, open_shell=opener)
+        alone = shell and not tasks and "--" not in sys.argv
+        deploy_job(_deploy_options(
+            [] if alone else _tasks_from(c, tasks), job=job, base=base, src=src,
+            flags={"image": image, "disk": disk, "query": query, "expectedHours": hours,
+                   "maxCost": max_cost, "expectedPullGB": pull_gb},
+            keep=keep, shell=shell, no_sync=no_sync, no_pull=no_pull, ssh_key=ssh_key,
+            dry_run=dry_run, verbose=verbose))
+
+
+def _deploy_options(batch: list, *, job: str | None, base: str | None, src: str | None,
+                    flags: dict[str, str | None], **switches: Any) -> DeployOptions:
+    source = None if switches.get("no_sync") else source_for(src, Stack(base) if base else None)
+    return DeployOptions(
+        tasks=batch, job=check_job(job) if job else default_job(), base_stack=base,
+        settings=settings_from(flags, os.environ), src=source.path if source else None,
+        src_origin=source.origin if source else "", **switches)
+
+
+@task(help={"args": "the old script's flags in one string (make's ARGS=; `--help` lists them)",
+            "tasks": "tasks file (make's TASKS=)", "src": SRC_HELP + " (make's SRC=)",
+            "stack": "base stack (make's STACK=; default: the selected one, if any)"})
+def vast_run(c: Context, args: str = "", tasks: str | None = None, src: str | None = None,
+             stack: str | None = None) -> None:
+    """`make vast-run`: the old script's whole job, ARGS in its flags (workflow/oldscript.py)."""
+    with _errors():
+        old = oldscript.parse_args(args, tasks)
+        if old.help:
+            print(oldscript.USAGE)
+            return
+        batch = (_tasks_from(c, old.tasks_file) if old.tasks_file
+                 else oldscript.inline_tasks(old.task_words) if old.task_words else [])
+        base, flags = oldscript.base_and_image(stack, os.environ)
+        deploy_job(_deploy_options(
+            batch, job=old.job, base=base, src=src, flags=flags, keep=old.keep,
+            shell=old.shell, no_sync=old.no_sync, no_pull=old.no_pull, ssh_key=old.ssh_key,
+            dry_run=old.dry_run))
+
+
+def _account_stack() -> Stack | None:
+    """The selected stack, None if none: account-wide calls use its apiUrl, search its
+    settings."""
+    name = selected_stack_or_none()
+    return Stack(name) if name else None
+
+
+@task()
+def instances(c: Context) -> None:
+    """Every instance of your vast.ai account (the old `make vast-status`), with its stack."""
+    with _errors():
+        client = client_for(_account_stack())
+        rows = client.list_instances()
+        for line in account_lines(rows, scan_project(), time.time()):
+            print(line)
+        if not rows:
+            print("no instances: nothing bills")
 
 
 @task(help={"yes": "destroy what is found (default: only list it)"})
 def sweep(c: Context, yes: bool = False) -> None:
     """Instances with our labels that no stack knows: list them, or destroy with --yes."""
     with _errors():
-        scan = scan_stacks(Stack(name) for name in list_stacks())
-        client = client_for(None)
+        scan = scan_project()
+        client = client_for(_account_stack())
         rows = client.list_instances()
         for t in in_flight(rows, scan):
             print(f"instance {t.instance_id}: being created in stack {t.stack!r} (a `pulumi up` "

@@ -218,6 +218,8 @@ KEYS: tuple[Key, ...] = (
     Key("appDir", "app_dir", _remote_dir, DEFAULT_APP_DIR, instance=False),
     Key("workDir", "work_dir", _remote_dir, DEFAULT_WORK_DIR, instance=False),
     Key("apiUrl", "api_url", _url, instance=False),
+    # the local tree `inv sync` and deploy upload; relative paths from stacks/ (workflow/source.py)
+    Key("src", "src", _text, instance=False),
     Key("apiKey", "", _text, instance=False,
         forbidden=f"{_STATE_NOTE}; remove it (`pulumi config rm vast-gpu:apiKey`) and export "
                   "VAST_API_KEY or write ~/.config/vastai/vast_api_key"),
@@ -260,6 +262,7 @@ class Settings:
     app_dir: str
     work_dir: str
     api_url: str | None
+    src: str | None
 
     @property
     def deadman(self) -> Deadman:

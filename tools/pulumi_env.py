@@ -14,6 +14,11 @@ What it sets, and what a user's own setting overrides:
 - PULUMI_HOME: the git-ignored `.pulumi-home/` of the repo, unless set.
 - update checks and plugin downloads off; credentials stored in plain files.
 
+What it set is listed in MARK (VAST_GPU_PULUMI_ENV), and only what the user has not changed
+since is taken back: the next eval (say `--stack local`, then `--stack my-exp`) unsets the
+fixed passphrase it no longer wants, and a task run from that shell does not inherit it
+either, so a real stack never gets the local one.
+
 Passphrase rule: the stacks in LOCAL_STACKS (vastsim, the demo) and the tests' throwaway stacks
 (prefix TEST_STACK_PREFIX) hold no real secret, so they get the fixed LOCAL_PASSPHRASE. Every
 other stack uses the user's own PULUMI_CONFIG_PASSPHRASE / PULUMI_CONFIG_PASSPHRASE_FILE or the
@@ -39,6 +44,8 @@ TEST_STACK_PREFIX = "test-"
 DEPLOY_LOCAL_PREFIX = "local-"
 # Protects nothing on purpose: local stacks hold no secret.
 LOCAL_PASSPHRASE = "vast-gpu-local-only"
+MARK = "VAST_GPU_PULUMI_ENV"
+"""Names of the variables an eval of this script set, space-separated."""
 
 OFFLINE = {
     "PULUMI_SKIP_UPDATE_CHECK": "true",
@@ -58,9 +65,29 @@ def is_local_stack(stack: str | None) -> bool:
     )
 
 
+def _our_value(name: str) -> str | None:
+    """What we set `name` to (PATH aside), None for names we never set."""
+    return {"PULUMI_BACKEND_URL": STATE_DIR.as_uri(), "PULUMI_HOME": str(HOME_DIR),
+            "PULUMI_CONFIG_PASSPHRASE": LOCAL_PASSPHRASE, **OFFLINE}.get(name)
+
+
+def users_own(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` without what an earlier eval of this script set (MARK) and nobody changed since."""
+    out = dict(env)
+    for name in out.pop(MARK, "").split():
+        if name == "PATH":
+            first, _, rest = out.get("PATH", "").partition(os.pathsep)
+            if first == str(TOOLS_BIN):
+                out["PATH"] = rest
+        elif name in out and out[name] == _our_value(name):
+            del out[name]
+    return out
+
+
 def pulumi_env(stack: str | None = None, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment to run `pulumi` with: `base` (default os.environ) plus our settings."""
-    env = dict(os.environ if base is None else base)
+    """The environment to run `pulumi` with: the user's own part of `base` (default
+    os.environ) plus our settings."""
+    env = users_own(os.environ if base is None else base)
     if TOOLS_BIN.is_dir():
         env["PATH"] = f"{TOOLS_BIN}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("PULUMI_BACKEND_URL", STATE_DIR.as_uri())
@@ -74,11 +101,17 @@ def pulumi_env(stack: str | None = None, base: Mapping[str, str] | None = None) 
     return env
 
 
-def shell_exports(stack: str | None = None) -> str:
-    """`export` lines for what pulumi_env() adds or changes."""
-    env = pulumi_env(stack)
-    changed = {k: v for k, v in env.items() if os.environ.get(k) != v}
-    return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in sorted(changed.items()))
+def shell_exports(stack: str | None = None, current: Mapping[str, str] | None = None) -> str:
+    """`export` lines for what pulumi_env() adds or changes, MARK listing them, and `unset`
+    lines for what an earlier eval set that this stack must not have."""
+    current = dict(os.environ if current is None else current)
+    own = users_own(current)
+    env = pulumi_env(stack, own)
+    ours = sorted(k for k, v in env.items() if own.get(k) != v)
+    lines = [f"unset {k}" for k in sorted(set(current) - set(env) - {MARK})]
+    lines += [f"export {k}={shlex.quote(env[k])}" for k in ours if current.get(k) != env[k]]
+    lines.append(f"export {MARK}={shlex.quote(' '.join(ours))}")
+    return "\n".join(lines)
 
 
 def main() -> None:

@@ -1,13 +1,31 @@
-"""From a stack's outputs to an SSH Target: which key, and where its host key is pinned."""
+"""From a stack's outputs to an SSH session: which key, where the host key is pinned, and
+whether the instance is still there at all.
+
+An instance the watchdog (or vast.ai) destroyed still sits in the stack's outputs; SSH would
+spend a minute on retries to end in "connection refused". So before connecting, and again when
+connecting failed, we ask the API (a second): a gone or stopped instance is an InstanceGone
+that says what to run. No API key, or an API that does not answer, leaves it to SSH.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from providers.errors import VastError
+from remote.errors import ConnectError
 from remote.keys import find_key_pair
-from remote.ssh import Target
+from remote.ssh import Connection, Target
+from workflow.errors import InstanceGone
 from workflow.outputs import InstanceInfo, StackOutputs
 from workflow.paths import KNOWN_HOSTS_DIR
+from workflow.pulumi import Stack
+from workflow.vast import client_for
+
+NOT_RUNNING = frozenset({"exited", "offline", "unknown", "stopped"})
+"""actual_status values of an instance SSH cannot reach (vast-api.md: instance states)."""
 
 
 def target_for(
@@ -23,3 +41,55 @@ def target_for(
         key_path = pair.private_path
     known = KNOWN_HOSTS_DIR / outputs.stack / str(instance.instance_id)
     return Target(instance.ssh_host, instance.ssh_port, key_path, known, instance.ssh_user)
+
+
+def check_alive(stack: Stack, instance_id: int) -> None:
+    """InstanceGone if vast.ai says the instance is gone or not running; else nothing."""
+    try:
+        client = client_for(stack)
+    except VastError:  # no key: nothing to ask
+        return
+    try:
+        record = client.show_instance(instance_id)
+    except VastError:  # the API does not answer: SSH will tell
+        return
+    finally:
+        client.close()
+    state = _unreachable_state(record)
+    if state is False:
+        return
+    if state is None:
+        advice = f"`inv up --stack {stack.name}` refreshes the stack and rents a new one"
+    else:
+        advice = (f"SSH cannot reach it; `inv down --stack {stack.name} --instance "
+                  f"{instance_id}` destroys it, then `inv up --stack {stack.name}` rents anew")
+    raise InstanceGone(stack.name, instance_id, state, advice)
+
+
+def _unreachable_state(record: dict[str, Any] | None) -> str | bool | None:
+    """None: gone; a state: not running; False: reachable as far as the API knows."""
+    if record is None or record.get("intended_status") == "destroyed":
+        return None
+    actual = record.get("actual_status")
+    if actual in NOT_RUNNING or record.get("cur_state") == "stopped":
+        msg = (record.get("status_msg") or "").strip()
+        return f"{actual or record.get('cur_state')}" + (f" ({msg})" if msg else "")
+    return False
+
+
+@contextmanager
+def connect(stack: Stack, outputs: StackOutputs, instance: InstanceInfo, *,
+            ssh_key: str | None = None) -> Iterator[Connection]:
+    """An open Connection to the instance, asking the API first (and again when SSH fails)."""
+    target = target_for(outputs, instance, ssh_key=ssh_key)
+    check_alive(stack, instance.instance_id)
+    conn = Connection(target)
+    try:
+        conn.open()
+    except ConnectError:
+        check_alive(stack, instance.instance_id)
+        raise
+    try:
+        yield conn
+    finally:
+        conn.close()

@@ -1,49 +1,49 @@
 """`inv deploy`: the old bash script in one command, with teardown that cannot be skipped.
 
 A stack of its own for the job (from a base stack's config plus flags or VAST_IMAGE,
-VAST_DISK, VAST_QUERY), then up, sync, run, pull, destroy, stack removed. Teardown runs in
-`finally`, and SIGTERM is turned into the same path as Ctrl-C, unless `keep` is set. While
-teardown runs, further Ctrl-C/SIGTERM are noted and ignored: abandoning it would leave the
-machine billing. The job's stack is always a new one: on a shared backend a stack of the same
-name is someone else's, and deploy neither rents into it nor tears it down.
+VAST_DISK, VAST_QUERY), then up, sync, run, pull, destroy, stack removed. Everything that can
+be checked is checked before the stack is created (preflight): the tasks, the job name, the
+source tree, the SSH key, the image, the passphrase. Teardown (workflow/teardown.py) runs in
+`finally` unless the instance is kept, and nothing the job does first, a failed pull, a closed
+pipe or a signal included, can skip it. `--shell` without tasks is the old script's shell: a
+fresh instance, your shell on it, kept afterwards. The job's stack is always a new one: on a
+shared backend a stack of the same name is someone else's, and deploy neither rents into it
+nor tears it down.
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import TextIO
 
 from providers.cost import gb
 from providers.errors import SelectionError
 from remote.batch import BatchResult, Task, run_batch
+from remote.errors import KeyPairError, RemoteError
+from remote.keys import find_key_pair
 from remote.pull import pull
+from remote.shell import interactive_shell
 from remote.ssh import Connection
 from remote.sync import select_files, sync
+from tools.pulumi_env import is_local_stack
 from workflow.connect import target_for
-from workflow.errors import TasksFailed
+from workflow.console import safe, safe_std_streams, say
+from workflow.errors import OptionError, TasksFailed
+from workflow.jobs import check_job, remember_job
 from workflow.outputs import parse_outputs
-from workflow.paths import PROJECT_DIR, WORK_REMOTE
-from workflow.pulumi import PROJECT, Stack
+from workflow.paths import WORK_REMOTE
+from workflow.pulumi import Stack
 from workflow.report import RunReport
 from workflow.search import selection_for, summary
-from workflow.settings import stack_settings
-from workflow.sweep import destroy_all, of_stack
-from workflow.vast import client_for
+from workflow.settings import raw_config, stack_settings
+from workflow.source import Source
+from workflow.teardown import signals_as_interrupt, teardown, unstoppable
 
 ENV_OVERRIDES = {"VAST_IMAGE": "image", "VAST_DISK": "disk", "VAST_QUERY": "query"}
-JOB_TIME_FORMAT = "%Y%m%d_%H%M%S"
-
-
-def default_job() -> str:
-    return "vast-gpu-" + time.strftime(JOB_TIME_FORMAT)
+PASSPHRASE_VARS = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
 
 
 @dataclass(frozen=True)
@@ -53,13 +53,17 @@ class DeployOptions:
     base_stack: str | None = None
     settings: Mapping[str, str] = field(default_factory=dict)
     """Stack config overrides (image, disk, query); flags win over VAST_* env vars."""
-    src: Path = PROJECT_DIR
+    src: Path | None = None
+    """The tree to sync (workflow/source.py chose it); None only with no_sync."""
+    src_origin: str = "given"
     keep: bool = False
     shell: bool = False
     no_sync: bool = False
     no_pull: bool = False
     ssh_key: str | None = None
     dry_run: bool = False
+    verbose: bool = False
+    """Show pulumi's own output too (else only the provider's `vast-gpu:` lines)."""
     stack_prefix: str = "job"
     """Used without a base stack; `local` makes a vastsim stack (fixed passphrase, see README)."""
 
@@ -71,12 +75,77 @@ class DeployOptions:
     def results_dir(self) -> Path:
         return WORK_REMOTE / self.job
 
+    @property
+    def shell_only(self) -> bool:
+        """The old script's --shell: no tasks, a shell on a fresh instance that is kept."""
+        return self.shell and not self.tasks
+
+    @property
+    def keeps(self) -> bool:
+        return self.keep or self.shell_only
+
 
 def settings_from(flags: Mapping[str, str | None], env: Mapping[str, str]) -> dict[str, str]:
     """Flags win over the VAST_IMAGE / VAST_DISK / VAST_QUERY env vars of the old script."""
     out = {key: env[var] for var, key in ENV_OVERRIDES.items() if env.get(var)}
     out.update({k: v for k, v in flags.items() if v})
     return out
+
+
+def preflight(opts: DeployOptions) -> list[str]:
+    """Refuse (OptionError, KeyPairError) what would fail after renting; the warnings."""
+    check_job(opts.job)
+    if not opts.tasks and not opts.shell:
+        raise OptionError("tasks", [], "no task to run: give --tasks FILE with at least one "
+                          "line that is not a comment, or the task after --, or --shell for a "
+                          "shell on the instance")
+    warnings: list[str] = []
+    if not opts.no_sync:
+        if opts.src is None:
+            raise OptionError("--src", None, "no source tree to sync (or pass --no-sync)")
+        source = Source(opts.src, opts.src_origin)
+        source.check()
+        if opts.tasks:
+            warnings += source.warnings()
+    base = Stack(opts.base_stack) if opts.base_stack else None
+    if base is not None and not base.exists():
+        raise OptionError("base stack", base.name, "no such stack (`pulumi stack ls` lists them)")
+    base_config = raw_config(base)
+    if not (opts.settings.get("image") or base_config.get("vast-gpu:image")):
+        raise OptionError("image", None, "none given: pass --image IMAGE, set VAST_IMAGE, or "
+                          "use a base stack (--base) that sets vast-gpu:image")
+    stack_settings(base, opts.settings)  # every setting checked as `pulumi up` will check it
+    _check_key(opts, base_config)
+    env = Stack(opts.stack_name).env()
+    remote_backend = env.get("PULUMI_BACKEND_URL", "").startswith(("http://", "https://"))
+    if not (is_local_stack(opts.stack_name) or remote_backend
+            or any(env.get(v) for v in PASSPHRASE_VARS)):
+        raise OptionError("stack", opts.stack_name, "a real stack needs your own passphrase "
+                          "for its secrets: export PULUMI_CONFIG_PASSPHRASE=... (README, "
+                          "'How pulumi runs here')")
+    return warnings
+
+
+def _check_key(opts: DeployOptions, base_config: Mapping[str, object]) -> None:
+    """The key we will log in with must be there and readable, and its .pub beside it."""
+    if opts.ssh_key:
+        private = Path(opts.ssh_key).expanduser()
+        try:
+            private.read_bytes()
+        except OSError as exc:
+            raise OptionError("--ssh-key", str(private),
+                              f"cannot read the private key ({exc.strerror})") from None
+        if "sshPublicKey" not in opts.settings and not Path(f"{private}.pub").is_file():
+            raise OptionError("--ssh-key", str(private),
+                              f"no public key {private}.pub beside it to attach")
+        return
+    setting = opts.settings.get("sshPublicKey") or base_config.get("vast-gpu:sshPublicKey")
+    pair = find_key_pair(setting if isinstance(setting, str) else None, Path.home() / ".ssh")
+    try:
+        pair.private_path.read_bytes()
+    except OSError as exc:
+        raise KeyPairError(f"cannot read the private key {pair.private_path} "
+                           f"({exc.strerror})") from None
 
 
 def plan(opts: DeployOptions) -> list[str]:
@@ -88,96 +157,144 @@ def plan(opts: DeployOptions) -> list[str]:
         "pulumi up: rent one instance and wait until SSH accepts the key",
     ]
     if not opts.no_sync:
-        steps.append(f"sync {opts.src} -> appDir")
-    steps.append(f"run {len(opts.tasks)} task(s) as ./run-direct <line> in appDir")
-    steps += [f"    {t.line}" for t in opts.tasks]
-    if not opts.no_pull:
-        steps.append(f"pull workDir -> {opts.results_dir}")
-    if opts.shell:
-        steps.append("open an interactive shell in appDir")
-    if opts.keep:
+        steps.append(f"sync {opts.src} ({opts.src_origin}) -> appDir")
+    if opts.tasks:
+        steps.append(f"run {len(opts.tasks)} task(s) as ./run-direct <line> in appDir")
+        steps += [f"    {t.line}" for t in opts.tasks]
+        if not opts.no_pull:
+            steps.append(f"pull workDir -> {opts.results_dir}")
+    if opts.shell_only:
+        steps.append("open an interactive shell in appDir (--shell without tasks: the "
+                     "instance is kept afterwards)")
+    elif opts.shell:
+        steps.append("open an interactive shell in appDir; "
+                     + ("the instance is kept" if opts.keep else
+                        "the instance is destroyed when it ends (add --keep to keep it)"))
+    if opts.keeps:
         steps.append(f"keep the instance; `inv down --stack {opts.stack_name}` destroys it")
     else:
         steps.append(f"pulumi destroy (verified) and remove stack {opts.stack_name!r}")
     return steps
 
 
-def deploy(
-    opts: DeployOptions, *, out: TextIO = sys.stdout,
-    open_shell: Callable[[Stack], None] | None = None,
-) -> BatchResult | None:
+def deploy(opts: DeployOptions, *, out: TextIO = sys.stdout) -> BatchResult | None:
     """Run the whole job; raises TasksFailed when a task failed (after teardown)."""
+    out = safe(out)
+    warnings = preflight(opts)
     number = 0
     for step in plan(opts):
         if step.startswith("    "):
-            print(f"deploy: {step}", file=out)
+            say(f"deploy: {step}", out)
         else:
             number += 1
-            print(f"deploy [{number}] {step}", file=out)
+            say(f"deploy [{number}] {step}", out)
+    for line in warnings:
+        say(f"deploy: {line}", out)
     if opts.dry_run:
         for line in dry_run_estimate(opts):
-            print(f"deploy: {line}", file=out)
-        print("deploy: dry run: nothing rented", file=out)
+            say(f"deploy: {line}", out)
+        say("deploy: dry run: nothing rented", out)
         return None
-    stack = Stack(opts.stack_name)
+    with safe_std_streams(), signals_as_interrupt():
+        return _run(opts, out)
+
+
+def _run(opts: DeployOptions, out: TextIO) -> BatchResult | None:
+    stack = Stack(opts.stack_name, verbose=opts.verbose, out=out)
     result: BatchResult | None = None
-    report = RunReport("deploy", opts.job, stack.name, kept=opts.keep)
+    report = RunReport("deploy", opts.job, stack.name, kept=opts.keeps)
+    known: list[int] = []
     created = False  # never tear down a stack this run did not make: it may be a teammate's
-    with _sigterm_as_interrupt():
-        try:
-            stack.create(f"its job name {opts.job!r} is taken (a teammate's job, or an earlier "
-                         "--keep): pass another --job; nothing was rented")
-            created = True
-            _configure_stack(stack, opts)
-            with report.phase("up"):
-                stack.up()
-            raw = stack.outputs()
-            outputs = parse_outputs(stack.name, raw)
-            inst = outputs.pick()
-            report.set_instance(raw, inst.instance_id)
-            target = target_for(outputs, inst, ssh_key=opts.ssh_key)
-            with Connection(target) as conn:
-                if not opts.no_sync:
-                    with report.phase("sync"):
-                        report.bytes_sent = sync(conn, opts.src, outputs.app_dir).bytes_sent
+    try:
+        stack.create(f"its job name {opts.job!r} is taken (a teammate's job, or an earlier "
+                     "--keep): pass another --job; nothing was rented")
+        created = True
+        _configure_stack(stack, opts)
+        with report.phase("up"):
+            stack.up()
+        raw = stack.outputs()
+        outputs = parse_outputs(stack.name, raw)
+        known = [i.instance_id for i in outputs.instances]
+        inst = outputs.pick()
+        report.set_instance(raw, inst.instance_id)
+        target = target_for(outputs, inst, ssh_key=opts.ssh_key)
+        with Connection(target) as conn:
+            if not opts.no_sync:
+                assert opts.src is not None
+                with report.phase("sync"):
+                    report.bytes_sent = sync(conn, opts.src, outputs.app_dir).bytes_sent
+            if opts.tasks:
                 try:
                     with report.phase("tasks"):
-                        result = run_batch(
-                            conn, opts.tasks, app_dir=outputs.app_dir,
-                            logs_dir=opts.results_dir / "logs", out=out,
-                        )
+                        result = run_batch(conn, opts.tasks, app_dir=outputs.app_dir,
+                                           logs_dir=opts.results_dir / "logs", out=out)
                 finally:
                     if result is not None:
                         report.set_batch(result)
                     else:
                         report.tasks_from_summary(opts.results_dir / "logs")
                 if not opts.no_pull:
-                    with report.phase("pull"):
-                        pulled = pull(conn, outputs.work_dir, local_dir=opts.results_dir)
-                    report.bytes_received = pulled.nbytes
-            if opts.shell and open_shell is not None:
-                open_shell(stack)
-            if result is not None and result.failed:
-                report.outcome = f"{result.failed} of {len(result.results)} task(s) failed"
-        except BaseException as exc:
+                    _pull(conn, outputs.work_dir, opts, report, out)
+        if opts.shell:
+            interactive_shell(target, outputs.app_dir)
+        if result is not None and result.failed:
+            report.outcome = f"{result.failed} of {len(result.results)} task(s) failed"
+    except BaseException as exc:
+        if report.outcome == "ok":
             report.outcome = f"stopped: {type(exc).__name__}: {exc}".splitlines()[0]
-            raise
-        finally:
-            if created and not opts.keep:
+        raise
+    finally:
+        try:
+            if created and opts.keeps:
+                _say_kept(stack.name, known, opts, out)
+            elif created:
                 with report.phase("destroy"):
-                    _teardown(stack, out)
+                    unstoppable(lambda: teardown(stack, known, out), out)
+        finally:
             report.save_and_print(opts.results_dir, out, "deploy: ")
     if result is not None and result.failed:
         raise TasksFailed(result.failed, len(result.results))
     return result
 
 
+def _pull(conn: Connection, work_dir: str, opts: DeployOptions, report: RunReport,
+          out: TextIO) -> None:
+    """Bring workDir home; when it breaks off, say what is lost (teardown goes ahead)."""
+    try:
+        with report.phase("pull"):
+            report.bytes_received = pull(conn, work_dir, local_dir=opts.results_dir).nbytes
+    except RemoteError as exc:
+        got = sum(1 for p in opts.results_dir.rglob("*") if p.is_file() and "logs" not in
+                  p.relative_to(opts.results_dir).parts)
+        fate = ("the instance is kept: `inv pull --stack "
+                f"{opts.stack_name}` fetches the rest" if opts.keeps else
+                "the instance is destroyed next, so the files of workDir not fetched yet are "
+                "lost (--keep keeps the instance for another pull)")
+        report.outcome = f"pull failed: {exc}".splitlines()[0]
+        say(f"deploy: pull of {work_dir} broke off: {exc}", out)
+        say(f"deploy: {got} file(s) fetched into {opts.results_dir}; {fate}", out)
+        raise
+
+
+def _say_kept(stack: str, known: Sequence[int], opts: DeployOptions, out: TextIO) -> None:
+    """--keep (or --shell alone): say what still bills and how to end it; `inv pull` of the
+    stack continues this job."""
+    remember_job(stack, opts.job, kept_by_deploy=True)
+    if not known:
+        say(f"deploy: kept stack {stack!r}: `inv down --stack {stack}` destroys what it holds",
+            out)
+        return
+    ids = ", ".join(map(str, known))
+    say(f"deploy: kept: instance {ids} of stack {stack!r} bills until you destroy it: "
+        f"`make vast-destroy ID={known[0]}` or `inv down --stack {stack}`", out)
+
+
 def _configure_stack(stack: Stack, opts: DeployOptions) -> None:
     if opts.base_stack:
         stack.capture("config", "cp", "--stack", opts.base_stack, "--dest", stack.name, stack=False)
     settings = dict(opts.settings)
-    if not opts.no_sync and "expectedSyncGB" not in settings:  # what sync will send, exactly
-        settings["expectedSyncGB"] = repr(sync_gb(opts.src))
+    if not opts.no_sync and opts.src and "expectedSyncGB" not in settings:
+        settings["expectedSyncGB"] = repr(sync_gb(opts.src))  # what sync will send, exactly
     if opts.ssh_key and "sshPublicKey" not in settings:  # attach the key we will log in with
         settings["sshPublicKey"] = str(Path(opts.ssh_key).expanduser()) + ".pub"
     for key, value in settings.items():
@@ -194,56 +311,10 @@ def dry_run_estimate(opts: DeployOptions) -> list[str]:
     (providers/offers.py) on a search, which is free and rents nothing."""
     base = Stack(opts.base_stack) if opts.base_stack else None
     settings = stack_settings(base, opts.settings)
-    upload = 0.0 if opts.no_sync else (
+    upload = 0.0 if opts.no_sync or opts.src is None else (
         None if "expectedSyncGB" in opts.settings else sync_gb(opts.src))
     try:
         selection = selection_for(settings, sync_gb=upload)
     except SelectionError as exc:
         return [f"a real run would refuse to rent: {exc}"]
     return [*selection.notes, *summary(selection, settings)]
-
-
-def _teardown(stack: Stack, out: TextIO) -> None:
-    """pulumi destroy, then anything still carrying this stack's label (a create cut short
-    by a second Ctrl-C is in no state), then the stack itself."""
-    print(f"deploy: tearing down stack {stack.name!r} (Ctrl-C is ignored until it is done)",
-          file=out)
-    with _signals_ignored(out):
-        if not stack.exists():
-            return
-        stack.destroy()
-        client = client_for(stack)
-        try:
-            rows = client.list_instances()
-            strays = [t.instance_id for t in of_stack(rows, PROJECT, stack.name)]
-            destroy_all(client, strays, lambda line: print(f"deploy: {line}", file=out))
-        finally:
-            client.close()
-        stack.remove()
-    print("deploy: nothing of this job bills any more", file=out)
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    def handler(_signo: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt("SIGTERM")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextmanager
-def _signals_ignored(out: TextIO) -> Iterator[None]:
-    def note(signo: int, _frame: FrameType | None) -> None:
-        print(f"deploy: {signal.Signals(signo).name} ignored: teardown must finish "
-              f"(pid {os.getpid()})", file=out)
-
-    previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)

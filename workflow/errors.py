@@ -6,6 +6,11 @@
     │                      wait): .stack .locks (workflow.locks.Lock) .stale, and the fix
     ├── StackTaken         a stack deploy means to create exists already (a teammate's?): .stack
     ├── OutputsError       the stack has no usable outputs (not up yet?): .stack .reason
+    ├── OptionError        a flag, an ARGS word or a setting that cannot be used, refused
+    │                      before anything is rented: .option .value
+    ├── InstanceGone       the API says the instance is gone or not running: .stack
+    │                      .instance_id .state
+    ├── TeardownError      teardown could not confirm that nothing bills: .stack .instance_ids
     └── TasksFailed        the batch ran, some tasks failed: .failed .total (exit code 1)
 
 tasks.py turns any of them (and providers.errors.VastError, remote.errors.RemoteError) into
@@ -64,6 +69,37 @@ class OutputsError(WorkflowError):
         self.stack = stack
         self.reason = reason
         super().__init__(f"stack {stack!r}: {reason}")
+
+
+class OptionError(WorkflowError):
+    """A value the user gave that cannot be used; the message says what would do."""
+
+    def __init__(self, option: str, value: object, reason: str) -> None:
+        self.option = option
+        self.value = value
+        super().__init__(f"{option} {value!r}: {reason}")
+
+
+class InstanceGone(WorkflowError):
+    """vast.ai no longer lists the instance (state None), or it is not running."""
+
+    def __init__(self, stack: str, instance_id: int, state: str | None, advice: str) -> None:
+        self.stack = stack
+        self.instance_id = instance_id
+        self.state = state
+        what = "is gone (vast.ai no longer lists it)" if state is None else f"is {state}"
+        super().__init__(f"instance {instance_id} of stack {stack!r} {what}: {advice}")
+
+
+class TeardownError(WorkflowError):
+    def __init__(self, stack: str, instance_ids: Sequence[int], reason: str) -> None:
+        self.stack = stack
+        self.instance_ids = tuple(instance_ids)
+        ids = ", ".join(map(str, self.instance_ids)) or "none known"
+        super().__init__(
+            f"teardown of stack {stack!r} did not finish ({reason}); instance(s) {ids} may "
+            f"still bill: run `inv down --stack {stack}`, then `inv sweep --yes`"
+        )
 
 
 class TasksFailed(WorkflowError):

@@ -11,7 +11,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from providers.settings import DEFAULT_APP_DIR, DEFAULT_WORK_DIR
-from workflow.errors import OutputsError
+from workflow.errors import OptionError, OutputsError
+
+
+def instance_id_of(value: int | str | None) -> int | None:
+    """An --instance value as the int the outputs hold (invoke passes it as a string)."""
+    if value is None or value == "":
+        return None
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise OptionError("--instance", value,
+                          "an instance id is a positive number (`inv status` lists them)")
+    return number
 
 
 @dataclass(frozen=True)
@@ -35,8 +49,9 @@ class StackOutputs:
     work_dir: str
     ssh_public_key: str | None
 
-    def pick(self, instance_id: int | None = None) -> InstanceInfo:
+    def pick(self, instance: int | str | None = None) -> InstanceInfo:
         """The instance to talk to: the one with that id, or the only one."""
+        instance_id = instance_id_of(instance)
         if instance_id is not None:
             for inst in self.instances:
                 if inst.instance_id == instance_id:

@@ -1,10 +1,11 @@
-"""Instances that carry our label but that no stack knows: find them, and destroy on request.
+"""The account's instances against the stacks: which stack holds each, and the leftovers that
+carry our label but that no stack knows (found, and destroyed on request).
 
 Every instance the provider rents is labelled `[vast-gpu:<project>/<stack>/<resource>]`
 (providers/labels.py), so a create that was killed, a deploy whose teardown was cut short,
 or a stack deleted by hand without destroy cannot hide a billing machine from `inv sweep`.
 
-What is known comes from every stack in the backend (scan_stacks): on a shared backend that
+What is known comes from every stack in the backend (workflow/stacks.py): on a shared backend that
 is the whole team's, so a teammate's instance is known, not a leftover. One that is being
 created right now (a `pulumi up` in flight, perhaps a teammate's) has no id in state yet, only a
 pending create of its resource: sweep lists it apart and leaves it alone.
@@ -13,15 +14,14 @@ pending create of its resource: sweep lists it apart and leaves it alone.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from providers.api import VastClient
+from providers.cost import cost_so_far
 from providers.labels import parse_tag
 from providers.lifecycle import Lifecycle
-from workflow.pulumi import Stack
-
-INSTANCE_TYPE = "vast:Instance"
+from workflow.stacks import StackScan
 
 
 @dataclass(frozen=True)
@@ -46,47 +46,18 @@ def tagged_instances(rows: Iterable[dict[str, Any]]) -> list[Tagged]:
     return out
 
 
-@dataclass
-class StackScan:
-    """What the stacks of the backend hold: instance ids, and creates still in flight."""
-
-    known_ids: set[int] = field(default_factory=set)
-    creating: set[tuple[str, str, str]] = field(default_factory=set)
-    """(project, stack, resource) of each pending create: its instance has no id in state yet."""
-
-    def is_creating(self, t: Tagged) -> bool:
-        return (t.project, t.stack, t.resource) in self.creating
-
-
-def scan_stacks(stacks: Iterable[Stack]) -> StackScan:
-    scan = StackScan()
-    for stack in stacks:
-        deployment = stack.deployment()
-        scan.known_ids |= {int(r["id"]) for r in deployment.get("resources") or []
-                           if r["type"].endswith(INSTANCE_TYPE) and r.get("id")}
-        for op in deployment.get("pending_operations") or []:
-            res = op.get("resource") or {}
-            if op.get("type") == "creating" and str(res.get("type")).endswith(INSTANCE_TYPE):
-                scan.creating.add(urn_names(res["urn"]))
-    return scan
-
-
-def urn_names(urn: str) -> tuple[str, str, str]:
-    """(project, stack, resource name) of `urn:pulumi:STACK::PROJECT::TYPE::NAME`."""
-    parts = urn.removeprefix("urn:pulumi:").split("::")
-    return parts[1], parts[0], parts[-1]
-
-
 def leftovers(rows: Iterable[dict[str, Any]], scan: StackScan) -> list[Tagged]:
     """Our instances whose id is in no stack's state, and whose create is not in flight."""
     return [t for t in tagged_instances(rows)
-            if t.instance_id not in scan.known_ids and not scan.is_creating(t)]
+            if t.instance_id not in scan.holders
+            and not scan.is_creating(t.project, t.stack, t.resource)]
 
 
 def in_flight(rows: Iterable[dict[str, Any]], scan: StackScan) -> list[Tagged]:
     """Our instances that a stack is creating right now (or that a killed create left)."""
     return [t for t in tagged_instances(rows)
-            if t.instance_id not in scan.known_ids and scan.is_creating(t)]
+            if t.instance_id not in scan.holders
+            and scan.is_creating(t.project, t.stack, t.resource)]
 
 
 def destroy_all(
@@ -103,3 +74,26 @@ def destroy_all(
 
 def of_stack(rows: Iterable[dict[str, Any]], project: str, stack: str) -> list[Tagged]:
     return [t for t in tagged_instances(rows) if (t.project, t.stack) == (project, stack)]
+
+
+def account_lines(rows: Iterable[dict[str, Any]], scan: StackScan, now: float) -> list[str]:
+    """One line per instance of the account (the old `vastai show instances`): state, price,
+    SSH, cost so far, and the stack that holds it, or what it is if none does."""
+    lines = []
+    for row in rows:
+        iid = int(row["id"])
+        tag = parse_tag(row.get("label"))
+        if iid in scan.holders:
+            whose = f"stack {scan.holders[iid]!r}"
+        elif tag:
+            whose = f"in no stack (a leftover of {tag.stack!r}: `inv sweep --yes` destroys it)"
+        else:
+            whose = "not rented by vast-gpu"
+        spent = cost_so_far(row, now)
+        so_far = "" if spent is None else f", ~${spent:.4f} so far"
+        ssh = (f", ssh -p {row['ssh_port']} root@{row['ssh_host']}"
+               if row.get("ssh_host") and row.get("ssh_port") else "")
+        lines.append(f"instance {iid}: {row.get('num_gpus') or '?'}x {row.get('gpu_name')}, "
+                     f"{row.get('actual_status')}, ${float(row.get('dph_total') or 0):.3f}/h"
+                     f"{so_far}{ssh}; {whose}")
+    return lines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -27,9 +28,10 @@ class Inv:
     def argv(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "invoke", "-r", str(ROOT), *args]
 
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def __call__(self, *args: str, check: bool = True, cwd: Path | None = None,
+                 stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(self.argv(*args), env=self.env, capture_output=True, text=True,
-                              timeout=300)
+                              timeout=300, cwd=cwd, input=stdin)
         if check:
             assert proc.returncode == 0, f"inv {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
         return proc
@@ -41,6 +43,26 @@ class Inv:
 
     def pulumi_argv(self, stack: str, *args: str, on_stack: bool = True) -> list[str]:
         return ["pulumi", *args, "--non-interactive", *(["--stack", stack] if on_stack else [])]
+    def make(self, *args: str, check: bool = True, cwd: Path | None = None,
+             stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """`make -f <repo>/Makefile ARGS` (the old script's targets), from `cwd`."""
+        proc = subprocess.run(["make", "--no-print-directory", "-f", str(ROOT / "Makefile"),
+                               *args], env=self.env, capture_output=True, text=True,
+                              timeout=300, cwd=cwd or ROOT, input=stdin)
+        if check:
+            assert proc.returncode == 0, f"make {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+        return proc
+
+    def stacks(self) -> list[str]:
+        listed = self.pulumi("x", "stack", "ls", "--json", on_stack=False)
+        return [s["name"] for s in json.loads(listed)]
+
+    def selected(self) -> str | None:
+        """The selected stack of the project copy (None when none is)."""
+        proc = subprocess.run(["pulumi", "stack", "--show-name", "--non-interactive"],
+                              cwd=self.project, env=pulumi_env(None, self.env),
+                              capture_output=True, text=True)
+        return proc.stdout.strip() or None
 
     def pulumi(self, stack: str, *args: str, on_stack: bool = True) -> str:
         return subprocess.run(self.pulumi_argv(stack, *args, on_stack=on_stack),

@@ -57,6 +57,7 @@ def test_ledger_bills_at_the_rates_the_estimate_uses(vastsim: VastSim):
 
 
 def test_search_and_dry_run_show_the_estimate_of_the_chosen_offer(inv: Inv, app: Path,
+                                                                   ssh_key: Path,
                                                                    vastsim: VastSim):
     offer = first_offer(vastsim)
     listed = inv("search", "--hours", "3", "--limit", "3").stdout
@@ -65,8 +66,9 @@ def test_search_and_dry_run_show_the_estimate_of_the_chosen_offer(inv: Inv, app:
     assert m and int(m[1]) == offer["id"] and m[2] == f"{want.total:.4f}", listed
     assert "est $ 3h" in listed
 
+    inv.env["PULUMI_CONFIG_PASSPHRASE"] = "users-own"  # checked: a real run would need it
     dry = inv("deploy", "--dry-run", "--hours", "3", "--pull-gb", "2", "--image", "img",
-              "--src", str(app), "--", "write", "x").stdout
+              "--src", str(app), "--ssh-key", str(ssh_key), "--", "write", "x").stdout
     sync_gb = sum(p.stat().st_size for p in app.rglob("*") if p.is_file()) / BYTES_PER_GB
     want = estimate(offer, disk_gb=DEFAULT_DISK_GB, hours=3, sync_gb=sync_gb, pull_gb=2)
     assert f"would rent offer {offer['id']}:" in dry
@@ -75,7 +77,8 @@ def test_search_and_dry_run_show_the_estimate_of_the_chosen_offer(inv: Inv, app:
     assert want.bandwidth_sync > 0
 
     capped = inv("deploy", "--dry-run", "--hours", "3", "--max-cost", "0.0001", "--image",
-                 "img", "--src", str(app), "--", "write", "x").stdout
+                 "img", "--src", str(app), "--ssh-key", str(ssh_key), "--", "write",
+                 "x").stdout
     assert "would refuse to rent" in capped and "maxCost $0.0001" in capped
     assert vastsim.ledger()["instances"] == []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import time
@@ -10,7 +11,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from providers.api import VastClient
 from tests.e2e.inv_cli import Inv
+from tools.pulumi_env import ROOT
 from vastsim.testing import VastSim
 
 pytestmark = pytest.mark.e2e
@@ -57,8 +60,11 @@ def test_bad_tasks_line_is_an_error_naming_the_line(inv: Inv, app: Path, ssh_key
     assert f"{bad}:2" in proc.stderr + proc.stdout
 
 
-def test_deploy_dry_run_prints_every_step_and_rents_nothing(inv: Inv, app: Path, vastsim: VastSim):
-    proc = inv("deploy", "--dry-run", "--image", "img", "--src", str(app), "--", "write", "x")
+def test_deploy_dry_run_prints_every_step_and_rents_nothing(inv: Inv, app: Path, ssh_key: Path,
+                                                            vastsim: VastSim):
+    inv.env["PULUMI_CONFIG_PASSPHRASE"] = "users-own"  # checked: a real run would need it
+    proc = inv("deploy", "--dry-run", "--image", "img", "--src", str(app), "--ssh-key",
+               str(ssh_key), "--", "write", "x")
     assert "dry run: nothing rented" in proc.stdout
     assert "pulumi up" in proc.stdout and "sync" in proc.stdout and "pull workDir" in proc.stdout
     assert vastsim.ledger()["instances"] == []
@@ -150,7 +156,8 @@ def test_shell_opens_in_app_dir(inv: Inv, ssh_key: Path, vastsim: VastSim):
     assert vastsim.billing_now() == []
 
 
-def test_count_two_and_down_of_one_instance(inv: Inv, ssh_key: Path, vastsim: VastSim):
+def test_count_two_and_down_of_one_instance(inv: Inv, app: Path, ssh_key: Path,
+                                            vastsim: VastSim):
     stack = inv.new_stack(ssh_key)
     inv.pulumi(stack, "config", "set", "vast-gpu:count", "2")
     inv("up", "--stack", stack)
@@ -160,6 +167,13 @@ def test_count_two_and_down_of_one_instance(inv: Inv, ssh_key: Path, vastsim: Va
     assert all(f"instance {i}" in status for i in billing)
     ambiguous = inv("run", "--stack", stack, "--", "x", check=False)
     assert ambiguous.returncode == 1 and "pass --instance ID" in ambiguous.stderr
+    for iid in billing:  # each instance reachable by its id, as typed on the command line
+        inv("sync", "--stack", stack, "--instance", str(iid), "--src", str(app))
+        ran = inv("run", "--stack", stack, "--instance", str(iid), "--job", "two",
+                  "--", "write", f"w{iid}")
+        assert f"wrote w{iid}" in ran.stdout
+        inv("pull", "--instance", str(iid), "--job", f"two-{iid}")  # the stack found by id
+        assert (inv.project / "work_remote" / f"two-{iid}" / "out" / f"w{iid}.txt").exists()
     inv("down", "--stack", stack, "--instance", str(billing[0]))
     assert vastsim.billing_now() == [billing[1]]
     inv("down", "--stack", stack)
@@ -196,3 +210,75 @@ def test_a_rent_lost_with_its_look_up_is_found_and_destroyed_by_sweep(
     assert f"instance {lost}: stack 'local-lost'" in listed
     inv("sweep", "--yes")
     assert vastsim.billing_now() == []
+def test_sync_takes_the_stack_setting_or_where_you_are_never_the_tool(
+    inv: Inv, app: Path, ssh_key: Path, vastsim: VastSim, tmp_path: Path
+):
+    stack = inv.new_stack(ssh_key)
+    inv("up", "--stack", stack)
+    refused = inv("sync", "--stack", stack, cwd=ROOT, check=False)
+    assert refused.returncode == 1 and "vast-gpu's own checkout" in refused.stderr
+
+    synced = inv("sync", "--stack", stack, cwd=app).stdout
+    assert f"sync: source {app} (the current directory)" in synced
+    (app / "jobs.txt").write_text("write here\n")
+    ran = inv("run", "--stack", stack, "--tasks", "jobs.txt", cwd=app)  # found where you are
+    assert "wrote here" in ran.stdout
+    job = re.search(r"run: job (\S+):", ran.stdout)[1]
+    pulled = inv("pull", "--stack", stack).stdout  # no --job: the run's job, same folder
+    assert f"pull: job {job} (the stack's latest job)" in pulled
+    results = inv.project / "work_remote" / job
+    assert (results / "out" / "here.txt").read_text() == "here\n" and (results / "logs").is_dir()
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "run-direct").write_text('#!/bin/sh\necho "other app: $*"\n')
+    (other / "run-direct").chmod(0o755)
+    inv.pulumi(stack, "config", "set", "vast-gpu:src", "../../other")  # from stacks/
+    synced = inv("sync", "--stack", stack, cwd=ROOT).stdout
+    assert f"sync: source {other} (stack {stack!r} setting vast-gpu:src)" in synced
+    assert "other app: x" in inv("run", "--stack", stack, "--", "x").stdout
+    inv("down", "--stack", stack)
+
+
+@pytest.mark.parametrize("job", ["../../escape", "/tmp/abs-job"])
+def test_a_job_name_that_would_leave_work_remote_is_refused(inv: Inv, ssh_key: Path, job: str):
+    stack = inv.new_stack(ssh_key)
+    for task, rest in (("pull", []), ("run", ["--", "x"])):
+        proc = inv(task, "--stack", stack, "--job", job, *rest, check=False)
+        assert proc.returncode == 1 and "one folder name under work_remote/" in proc.stderr
+    assert not (inv.project / "work_remote").exists()
+    assert not Path("/tmp/abs-job").exists()
+
+
+def test_a_vanished_instance_is_named_at_once_and_up_rents_again(
+    inv: Inv, app: Path, ssh_key: Path, vastsim: VastSim
+):
+    stack = inv.new_stack(ssh_key)
+    inv("up", "--stack", stack)
+    [gone] = vastsim.billing_now()
+    VastClient(vastsim.url, vastsim.api_key).destroy_instance(gone)  # the watchdog fired, say
+    status = inv("status", "--stack", stack).stdout
+    assert f"GONE: `inv up --stack {stack}` refreshes and rents again" in status
+    started = time.monotonic()
+    proc = inv("sync", "--stack", stack, "--src", str(app), check=False)
+    assert proc.returncode == 1
+    assert f"instance {gone} of stack {stack!r} is gone" in proc.stderr, proc.stderr
+    assert f"`inv up --stack {stack}`" in proc.stderr
+    assert time.monotonic() - started < 15  # the API said so: no minute of SSH retries
+    inv("up", "--stack", stack)
+    [fresh] = vastsim.billing_now()
+    assert fresh != gone
+    inv("sync", "--stack", stack, "--src", str(app))
+    inv("down", "--stack", stack)
+    assert vastsim.billing_now() == []
+
+
+def test_sweep_and_instances_talk_to_the_selected_stacks_api(inv: Inv, ssh_key: Path,
+                                                             vastsim: VastSim):
+    """Account-wide tasks read the selected stack's settings (its apiUrl here), not none."""
+    url = inv.env.pop("VAST_URL")
+    stack = inv.new_stack(ssh_key)
+    inv.pulumi(stack, "config", "set", "vast-gpu:apiUrl", url)
+    inv.pulumi(stack, "stack", "select", stack, on_stack=False)
+    assert "no leftover instances" in inv("sweep").stdout
+    assert "no instances: nothing bills" in inv("instances").stdout

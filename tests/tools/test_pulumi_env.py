@@ -70,3 +70,34 @@ def test_a_team_backend_is_kept_and_never_echoed(url: str, monkeypatch: pytest.M
     monkeypatch.setenv("PULUMI_BACKEND_URL", url)
     assert pe.pulumi_env("exp")["PULUMI_BACKEND_URL"] == url
     assert "PULUMI_BACKEND_URL" not in pe.shell_exports("exp")  # its password stays unprinted
+def _eval_twice(first: str, second: str, extra: str = "") -> str:
+    script = pe.ROOT / "tools" / "pulumi_env.py"
+    return subprocess.run(
+        ["bash", "-c",
+         f'eval "$({sys.executable} {script} --stack {first})"\n{extra}\n'
+         f'eval "$({sys.executable} {script} --stack {second})"\n'
+         'echo "${PULUMI_CONFIG_PASSPHRASE-unset}|$PATH"'],
+        capture_output=True, text=True, check=True, env=CLEAN,
+    ).stdout.strip()
+
+
+def test_a_second_eval_takes_back_the_fixed_passphrase_of_the_first() -> None:
+    passphrase, path = _eval_twice("local", "my-exp").split("|")
+    assert passphrase == "unset"
+    assert path.split(":").count(str(pe.TOOLS_BIN)) == (1 if pe.TOOLS_BIN.is_dir() else 0)
+
+
+def test_a_passphrase_the_user_set_after_the_eval_is_never_taken_back() -> None:
+    assert _eval_twice("local", "my-exp", "export PULUMI_CONFIG_PASSPHRASE=mine") \
+        .startswith("mine|")
+
+
+def test_a_task_run_from_a_shell_that_evaled_a_local_stack_gets_no_fixed_passphrase() -> None:
+    lines = pe.shell_exports("local", CLEAN).splitlines()
+    evaled = dict(CLEAN)
+    for line in lines:
+        name, _, value = line.removeprefix("export ").partition("=")
+        evaled[name] = value.strip("'")
+    assert evaled["PULUMI_CONFIG_PASSPHRASE"] == pe.LOCAL_PASSPHRASE
+    assert "PULUMI_CONFIG_PASSPHRASE" not in pe.pulumi_env("my-exp", evaled)
+    assert pe.pulumi_env("local", evaled)["PULUMI_CONFIG_PASSPHRASE"] == pe.LOCAL_PASSPHRASE

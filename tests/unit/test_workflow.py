@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import io
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from providers.cost import estimate
 from providers.labels import Tag, full_label, parse_tag, resource_tag
 from providers.offers import Candidate
 from remote.batch import parse_tasks
+from tools.pulumi_env import ROOT
 from workflow.deploy import DeployOptions, plan, settings_from
-from workflow.errors import OutputsError
-from workflow.outputs import parse_outputs
+from workflow.errors import OptionError, OutputsError
+from workflow.outputs import instance_id_of, parse_outputs
+from workflow.pulumi import Stack
 from workflow.search import offer_table
-from workflow.sweep import StackScan, in_flight, leftovers, urn_names
+from workflow.source import Source, source_for
+from workflow.stacks import StackScan, urn_names
+from workflow.sweep import in_flight, leftovers
 
 ONE = {"instance_id": 7, "ssh_host": "1.2.3.4", "ssh_port": 40022, "ssh_user": "root",
        "gpu_name": "RTX 4090", "num_gpus": 1, "dph_total": 0.4, "status": "running",
@@ -68,13 +76,13 @@ def test_our_labels_are_recognised_and_only_ours() -> None:
     assert parse_tag(None) is None
     rows = [{"id": 1, "label": tag}, {"id": 2, "label": full_label(tag, "x")},
             {"id": 3, "label": "theirs"}]
-    assert [t.instance_id for t in leftovers(rows, StackScan(known_ids={1}))] == [2]
+    assert [t.instance_id for t in leftovers(rows, StackScan(holders={1: "exp1"}))] == [2]
 
 
 def test_an_instance_whose_create_is_pending_is_in_flight_not_a_leftover() -> None:
     urn = "urn:pulumi:local-bob::vast-gpu::pulumi-python:dynamic/vast:Instance::gpu"
     assert urn_names(urn) == ("vast-gpu", "local-bob", "gpu")
-    scan = StackScan(known_ids={1}, creating={urn_names(urn)})
+    scan = StackScan(holders={1: "local-bob"}, creating={urn_names(urn)})
     rows = [{"id": 1, "label": resource_tag("vast-gpu", "local-alice", "gpu")},
             {"id": 2, "label": resource_tag("vast-gpu", "local-bob", "gpu")},
             {"id": 3, "label": resource_tag("vast-gpu", "local-bob", "gpu2")}]
@@ -91,3 +99,46 @@ def test_offer_table_has_the_columns_a_person_chooses_by() -> None:
     header, row = table.splitlines()
     assert header.split()[:4] == ["offer", "n", "gpu", "vram"]
     assert "RTX 4090" in row and "0.351" in row and " 25 " in row and "Quebec, CA" in row
+
+
+def test_an_instance_id_from_the_command_line_matches_as_a_string() -> None:
+    rows = [{**ONE, "instance_id": 13600001}, {**ONE, "instance_id": 13600002, "ssh_port": 2}]
+    out = parse_outputs("exp", {"instances": rows})
+    assert out.pick("13600002").ssh_port == 2  # invoke hands --instance over as text
+    assert out.pick(" 13600001 ").instance_id == 13600001
+    with pytest.raises(OptionError, match="positive number"):
+        out.pick("abc")
+    assert instance_id_of(None) is None and instance_id_of("") is None
+
+
+def test_the_synced_tree_is_the_flag_then_the_stack_setting_then_where_you_are(
+    tmp_path: Path,
+) -> None:
+    assert source_for(str(tmp_path), None).describe() == f"{tmp_path} (--src)"
+    here = tmp_path / "proj"
+    here.mkdir()
+    assert source_for(None, None, cwd=here) == Source(here, "the current directory")
+    with pytest.raises(OptionError, match="vast-gpu's own checkout"):
+        source_for(None, None, cwd=ROOT)
+    missing = Source(tmp_path / "nope", "--src")
+    with pytest.raises(OptionError, match="does not exist"):
+        missing.check()
+    assert "no ./run-direct" in Source(here, "x").warnings()[0]
+    (here / "run-direct").write_text("#!/bin/sh\n")
+    assert Source(here, "x").warnings() == []
+
+
+def test_a_quiet_stack_shows_each_provider_line_once_and_nothing_else() -> None:
+    printed = io.StringIO()
+    stack = Stack("s", verbose=False, out=printed)
+    lines = ["Updating (s):\n", " +  pulumi:pulumi:Stack vast-gpu-s creating (0s) vast-gpu: "
+             "rented offer 1 -> instance 2\n", "Diagnostics:\n", "    vast-gpu: rented offer 1 "
+             "-> instance 2\n", "    vast-gpu: ssh ready at h:1\n", "Resources:\n",
+             "If you want to remove the stack completely, run `pulumi stack rm s`.\n"]
+    proc = subprocess.Popen(["printf", "%s", "".join(lines)], stdout=subprocess.PIPE, text=True)
+    seen: list[str] = []
+    stack._echo(proc, seen, set())
+    proc.wait()
+    assert printed.getvalue().splitlines() == ["vast-gpu: rented offer 1 -> instance 2",
+                                               "vast-gpu: ssh ready at h:1"]
+    assert seen == lines  # all of it kept, to show if the command fails
