@@ -45,7 +45,7 @@ from workflow.settings import stack_settings
 from workflow.source import source_for
 from workflow.stacks import scan_project, stack_for
 from workflow.sweep import account_lines, destroy_all, in_flight, leftovers
-from workflow.teardown import finish_kept
+from workflow.teardown import destroy_one, finish_kept
 from workflow.vast import client_for
 
 
@@ -118,9 +118,7 @@ def down(c: Context, stack: str | None = None, instance: str | None = None) -> N
         if instance_id is None:
             s.destroy()
         else:
-            _outputs(s).pick(instance_id)  # only an instance of this stack
-            destroy_all(client_for(s), [instance_id], print)
-            s.stream("refresh", "--yes")
+            destroy_one(s, instance_id)
         finish_kept(s)
 
 

@@ -19,6 +19,9 @@ Admin routes need no key and never fault:
 ``GET  /_sim/unexpected``        requests that matched no route
 ``GET  /_sim/requests``          the last requests: method, path, status, fault
 ===============================  =============================================================
+
+``/_s3/instance_logs/NAME.log`` is the object store a logs ``result_url`` points into
+(vastsim/logs.py): no key, 404 until the result is uploaded.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import Any
 from vastsim.cloud import Cloud
 from vastsim.errors import ApiError
 from vastsim.faults import FaultSpecError
+from vastsim.logs import PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,7 @@ ROUTES: list[Route] = [(m, re.compile(p + r"\Z"), name, auth) for m, p, name, au
     ("PUT", r"/api/v0/instances/(\d+)", "manage", "instance"),
     ("DELETE", r"/api/v0/instances/(\d+)", "destroy", "instance"),
     ("PUT", r"/api/v0/instances/reboot/(\d+)", "reboot", "account"),
+    ("PUT", r"/api/v0/instances/request_logs/(\d+)", "request_logs", "instance"),
     ("POST", r"/api/v0/instances/(\d+)/ssh", "attach", "account"),
     ("GET", r"/api/v0/ssh", "list_keys", "account"),
     ("POST", r"/api/v0/ssh", "create_key", "account"),
@@ -96,6 +101,8 @@ class Api:
         path = url.path.rstrip("/") or "/"
         if path.startswith("/_sim"):
             return self._admin(method, path, body)
+        if path.startswith(PREFIX):
+            return self._object_store(method, path, raw_path)
         query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
         try:
             answer, fault = self._api(method, path, raw_path, query, headers, body)
@@ -268,6 +275,28 @@ class Api:
     def reboot(self, instance_id: int, **_: Any) -> Answer:
         self.cloud.reboot(instance_id)
         return Answer(200, {"success": True})
+
+    def request_logs(self, instance_id: int, *, payload: Any, owner: int | None,
+                     **_: Any) -> Answer:
+        self._own(owner, instance_id)
+        spec = payload if isinstance(payload, dict) else {}
+        try:
+            tail = int(spec.get("tail") or 1000)
+        except (TypeError, ValueError):
+            raise ApiError.vast(400, "invalid_args", "tail must be a number") from None
+        path = self.cloud.request_logs(instance_id, tail)
+        return Answer(200, {"success": True, "result_url": self.cloud.url + path,
+                            "msg": "Logs will be uploaded to the result_url shortly."})
+
+    def _object_store(self, method: str, path: str, raw_path: str) -> Answer:
+        """The bucket result_urls point into: no key, 404 (as S3 says it) until uploaded."""
+        text = self.cloud.logs.fetch(path) if method == "GET" else None
+        answer = (Answer(200, text, "text/plain") if text is not None else
+                  Answer(404, "<Error><Code>NoSuchKey</Code></Error>", "application/xml"))
+        with self.cloud.lock:
+            self.cloud.requests.append({"time": time.time(), "method": method, "path": raw_path,
+                                        "status": answer.status, "fault": None})
+        return answer
 
     def attach(self, instance_id: int, *, payload: Any, **_: Any) -> Answer:
         key = payload.get("ssh_key") if isinstance(payload, dict) else None

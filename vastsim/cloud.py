@@ -33,6 +33,7 @@ from vastsim.errors import ApiError, StateError
 from vastsim.faults import FaultBook
 from vastsim.instance import LOADING_MSG, SCHEDULING_MSG, TRANSIENT, Instance
 from vastsim.ledger import Meter
+from vastsim.logs import LogStore
 from vastsim.sshhost import SshHost, SshHostError
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class Cloud:
         self.requests: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG)
         self.url = ""
         self.hosts: dict[int, SshHost] = {}
+        self.logs = LogStore()
         self._host_locks: dict[int, threading.Lock] = {}
         self._boot_events: dict[int, threading.Event] = {}
         self._stop = threading.Event()
@@ -438,6 +440,13 @@ class Cloud:
             self._set_phase(inst, status, now, default if status_msg is None else status_msg)
             self.save()
         self._host_op(instance_id, "kill")
+
+    def request_logs(self, instance_id: int, tail: int) -> str:
+        """Where the instance's onstart/container output will appear (vastsim/logs.py)."""
+        with self.lock:
+            self._live(instance_id)
+            log_file = self.hosts[instance_id].onstart_log
+        return self.logs.request(log_file, tail)
 
     def attach_key(self, instance_id: int, key: Any) -> None:
         if not isinstance(key, str) or not key.strip():

@@ -64,6 +64,13 @@ class StackOutputs:
         return self.instances[0]
 
 
+def named_ids(outputs: Mapping[str, Any]) -> set[int]:
+    """The instance ids the outputs name; none (not an error) when an `up` wrote none."""
+    rows = outputs.get("instances") if "instances" in outputs else [outputs]
+    return {int(r["instance_id"]) for r in rows or []
+            if isinstance(r, Mapping) and r.get("instance_id")}
+
+
 def parse_outputs(stack: str, outputs: Mapping[str, Any]) -> StackOutputs:
     rows = outputs.get("instances") if "instances" in outputs else [outputs]
     if not rows or not all(isinstance(r, Mapping) and r.get("instance_id") for r in rows):

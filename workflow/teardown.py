@@ -20,9 +20,11 @@ from types import FrameType
 from typing import TextIO
 
 from providers.errors import VastError
+from providers.labels import parse_tag
 from workflow.console import say
-from workflow.errors import PulumiError, TeardownError
+from workflow.errors import OutputsError, PulumiError, TeardownError
 from workflow.jobs import forget_stack, kept_by_deploy
+from workflow.outputs import named_ids
 from workflow.pulumi import PROJECT, Stack
 from workflow.sweep import destroy_all, of_stack
 from workflow.vast import client_for
@@ -151,3 +153,29 @@ def finish_kept(stack: Stack, out: TextIO | None = None) -> None:
     stack.remove(force=True)  # only the stack's own root resource is left in its state
     forget_stack(stack.name)
     say(f"removed stack {stack.name!r}: a deploy kept it, and nothing of it bills any more", out)
+
+
+def destroy_one(stack: Stack, instance_id: int, out: TextIO | None = None) -> None:
+    """`inv down --instance`: DELETE (verified) one instance of the stack, then refresh it.
+
+    The instance is the stack's when its outputs name it, or, after an `up` that was killed
+    before it wrote any output, when its live label carries this stack's tag; any other id is
+    refused, so a typo cannot destroy a teammate's machine.
+    """
+    named = named_ids(stack.outputs())
+    client = client_for(stack)
+    try:
+        if instance_id not in named:
+            record = client.show_instance(instance_id)
+            tag = parse_tag(record.get("label") if record else None)
+            if record is None or tag is None or (tag.project, tag.stack) != (PROJECT, stack.name):
+                ids = ", ".join(str(i) for i in sorted(named)) or "none"
+                whose = ("it is gone" if record is None else
+                         "its label carries no vast-gpu tag" if tag is None else
+                         f"its label says stack {tag.stack!r} of project {tag.project!r}")
+                raise OutputsError(stack.name, f"has no instance {instance_id} ({whose}; the "
+                                               f"stack's outputs name {ids})")
+        destroy_all(client, [instance_id], lambda line: say(line, out))
+    finally:
+        client.close()
+    stack.stream("refresh", "--yes")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.vastsim.helpers import DEMO_QUERY, Api
 from vastsim.catalogue import storage_hourly
@@ -197,3 +199,27 @@ def test_container_api_key_scope(api: Api):
     assert api.show(other)["actual_status"] == "running"
     after = api.call("GET", f"/api/v0/instances/{mine}/", key=container_key)
     assert after.status_code == 401 and after.json() == AUTH_ERROR  # a destroyed one's key is dead
+
+
+def test_logs_are_a_result_url_outside_the_api_404_until_uploaded(api: Api, vastsim):
+    mine, other = api.rent(onstart="echo one; echo two; echo three"), api.rent()
+    api.wait_status(mine, "running")
+    answer = api.call("PUT", f"/api/v0/instances/request_logs/{mine}/", {"tail": "2"}).json()
+    assert answer["success"] is True
+    url = answer["result_url"]
+    assert url.startswith(vastsim.url + "/_s3/instance_logs/") and url.endswith(".log")
+    assert api.key not in url
+    first = requests.get(url, timeout=5)  # no key: the store is outside the API
+    assert first.status_code == 404
+    deadline = time.monotonic() + 10
+    while (r := requests.get(url, timeout=5)).status_code == 404 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert r.status_code == 200 and r.text == "two\nthree\n"
+    container_key = api.instance_keys[mine]
+    own = api.call("PUT", f"/api/v0/instances/request_logs/{mine}/", {}, key=container_key)
+    assert own.status_code == 200
+    foreign = api.call("PUT", f"/api/v0/instances/request_logs/{other}/", {}, key=container_key)
+    assert foreign.status_code == 403
+    assert api.call("PUT", "/api/v0/instances/request_logs/99/", {}).status_code == 404
+    assert requests.get(vastsim.url + "/_s3/instance_logs/guess.log", timeout=5).status_code \
+        == 404
