@@ -21,7 +21,7 @@ from invoke import Context, Exit
 
 from providers.cost import cost_so_far
 from providers.errors import VastError
-from remote.batch import parse_tasks, run_batch, task_from_argv
+from remote.batch import read_tasks, run_batch, task_from_argv
 from remote.errors import RemoteError
 from remote.pull import pull as pull_dir
 from remote.shell import interactive_shell
@@ -84,9 +84,9 @@ def _outputs(stack: Stack):
 def _tasks_from(c: Context, tasks_file: str | None) -> list:
     if tasks_file:
         path = Path(tasks_file)
-        if not path.is_file():
+        if not path.exists():
             raise Exit(f"error: tasks file {tasks_file} not found in {Path.cwd()}", code=1)
-        return parse_tasks(path.read_text(), str(path))
+        return read_tasks(path)
     if "--" in sys.argv:  # the words themselves: invoke's c.remainder has lost their quoting
         words = sys.argv[sys.argv.index("--") + 1:]
         if words:

@@ -43,6 +43,9 @@ KILL_GRACE_S = 3.0
 PIDFILE_WAIT_S = 3.0
 POLL_S = 0.2
 SLUG_MAX = 32
+# sshd hands the whole command to the login shell as one `-c` argument, and Linux caps one
+# argument at 128 KiB (MAX_ARG_STRLEN); keep 1 KiB for the wrapper in _TaskRun.command.
+MAX_TASK_BYTES = 128 * 1024 - 1024
 
 
 @dataclass(frozen=True)
@@ -103,9 +106,32 @@ class BatchResult:
         return self.failed == 0 and len(self.results) == self.total
 
 
+def read_tasks(path: Path) -> list[Task]:
+    """The tasks of a file, refused before anything is rented when the file is missing, not
+    text, or holds no task (a rent that would run nothing)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise TaskFileError(str(path), 0, "", f"cannot be read ({exc.strerror or exc}); "
+                                              f"give a text file with one task per line") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TaskFileError(str(path), 0, "", f"is not UTF-8 text (byte {exc.start}); "
+                                              f"give a text file with one task per line") from exc
+    if "\0" in text:
+        raise TaskFileError(str(path), 0, "", "holds NUL bytes: a binary file, not a tasks file")
+    tasks = parse_tasks(text, str(path))
+    if not tasks:
+        raise TaskFileError(str(path), 0, "", "holds no task (only blank and # lines): "
+                                              "add one `./run-direct` argument line per task")
+    return tasks
+
+
 def parse_tasks(text: str, path: str = "<tasks>") -> list[Task]:
     """One task per line; blank lines and lines starting with `#` skipped. Each line must split
-    as shell words (balanced quotes), so a typo fails here, naming the line, not on the GPU."""
+    as shell words (balanced quotes), so a typo fails here, naming the line, not on the GPU;
+    a line the instance's kernel could not pass as one argument (MAX_TASK_BYTES) too."""
     tasks = []
     for line_no, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -117,15 +143,26 @@ def parse_tasks(text: str, path: str = "<tasks>") -> list[Task]:
             raise TaskFileError(path, line_no, line, f"bad shell quoting ({exc})") from exc
         if not words:
             raise TaskFileError(path, line_no, line, "no words in the line")
+        _check_length(path, line_no, line)
         tasks.append(Task(line, line_no))
     return tasks
+
+
+def _check_length(path: str, line_no: int, line: str) -> None:
+    size = len(line.encode())
+    if size > MAX_TASK_BYTES:
+        raise TaskFileError(path, line_no, line[:60] + "...",
+                            f"{size} bytes, over the {MAX_TASK_BYTES} a command line may hold "
+                            f"on the instance: put the data in a file")
 
 
 def task_from_argv(argv: Sequence[str]) -> Task:
     """`inv run -- a b c`: one task, its words quoted so the remote shell sees them unchanged."""
     if not argv:
         raise ValueError("task_from_argv: empty argv")
-    return Task(shlex.join(argv), 1)
+    line = shlex.join(argv)
+    _check_length("the task after --", 1, line)
+    return Task(line, 1)
 
 
 def run_batch(

@@ -4,7 +4,7 @@ paramiko's and socket's exceptions are converted in remote/ssh.py and nowhere el
 
     RemoteError
     ├── KeyPairError         no usable SSH key pair: .looked_in
-    ├── TaskFileError        a bad line in a tasks file: .path .line_no .line
+    ├── TaskFileError        a tasks file that cannot be used: .path .line_no .line (0, '')
     ├── UnsafePathError      a remote path that would escape the target: .path .reason
     ├── SyncSourceError      the local tree to sync cannot be listed or read: .path
     └── SshError             talking to the instance failed: .host .port
@@ -41,13 +41,15 @@ class KeyPairError(RemoteError):
 
 
 class TaskFileError(RemoteError):
-    """A tasks file line cannot be parsed (bad shell quoting)."""
+    """A tasks file that cannot be used: a bad line (bad quoting, too long), or the whole file
+    (missing, unreadable, not text, no task at all: line_no 0)."""
 
     def __init__(self, path: str, line_no: int, line: str, reason: str) -> None:
         self.path = path
         self.line_no = line_no
         self.line = line
-        super().__init__(f"{path}:{line_no}: {reason}: {line!r}")
+        super().__init__(f"{path}:{line_no}: {reason}: {line!r}" if line_no else
+                         f"tasks file {path}: {reason}")
 
 
 class UnsafePathError(RemoteError):

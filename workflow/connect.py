@@ -18,7 +18,7 @@ from providers.errors import VastError
 from remote.errors import ConnectError
 from remote.keys import find_key_pair
 from remote.ssh import Connection, Target
-from workflow.errors import InstanceGone
+from workflow.errors import InstanceGone, OptionError
 from workflow.outputs import InstanceInfo, StackOutputs
 from workflow.paths import KNOWN_HOSTS_DIR
 from workflow.pulumi import Stack
@@ -35,12 +35,24 @@ def target_for(
     """`ssh_key` (a private key path) wins; else the pair of the stack's sshPublicKey, else
     the first of ~/.ssh/id_ed25519, id_rsa, id_ecdsa, id_dsa."""
     if ssh_key:
-        key_path = Path(ssh_key).expanduser()
+        key_path = readable_key(ssh_key)
     else:
         pair = find_key_pair(outputs.ssh_public_key, ssh_dir or Path.home() / ".ssh")
         key_path = pair.private_path
     known = KNOWN_HOSTS_DIR / outputs.stack / str(instance.instance_id)
     return Target(instance.ssh_host, instance.ssh_port, key_path, known, instance.ssh_user)
+
+
+def readable_key(ssh_key: str) -> Path:
+    """--ssh-key as a path, refused at once when it cannot be read (not after the SSH
+    retries of a connect, which would take a minute to say the same)."""
+    private = Path(ssh_key).expanduser()
+    try:
+        private.read_bytes()
+    except OSError as exc:
+        raise OptionError("--ssh-key", str(private),
+                          f"cannot read the private key ({exc.strerror or exc})") from None
+    return private
 
 
 def check_alive(stack: Stack, instance_id: int) -> None:

@@ -29,7 +29,7 @@ from remote.shell import interactive_shell
 from remote.ssh import Connection
 from remote.sync import select_files, sync
 from tools.pulumi_env import is_local_stack
-from workflow.connect import target_for
+from workflow.connect import readable_key, target_for
 from workflow.console import safe, safe_std_streams, say
 from workflow.errors import OptionError, TasksFailed
 from workflow.jobs import check_job, remember_job
@@ -129,12 +129,7 @@ def preflight(opts: DeployOptions) -> list[str]:
 def _check_key(opts: DeployOptions, base_config: Mapping[str, object]) -> None:
     """The key we will log in with must be there and readable, and its .pub beside it."""
     if opts.ssh_key:
-        private = Path(opts.ssh_key).expanduser()
-        try:
-            private.read_bytes()
-        except OSError as exc:
-            raise OptionError("--ssh-key", str(private),
-                              f"cannot read the private key ({exc.strerror})") from None
+        private = readable_key(opts.ssh_key)
         if "sshPublicKey" not in opts.settings and not Path(f"{private}.pub").is_file():
             raise OptionError("--ssh-key", str(private),
                               f"no public key {private}.pub beside it to attach")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from remote.batch import Task, parse_tasks, run_batch, task_from_argv
+from remote.batch import MAX_TASK_BYTES, Task, parse_tasks, read_tasks, run_batch, task_from_argv
 from remote.errors import TaskDisconnected, TaskFileError
 from remote.ssh import Connection, Target
 from vastsim.testing import VastSim
@@ -99,6 +99,42 @@ def test_task_from_argv_quotes_each_word() -> None:
     assert task.line == "train --name 'a b' 'it'\"'\"'s'"
     assert task.slug == "train"
     assert Task("./scripts/sine.py --f 3", 1).slug == "sine.py"
+
+
+@pytest.mark.parametrize(("data", "says"), [
+    (b"", "holds no task"),
+    (b"# only a comment\n\n   \n", "holds no task"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "is not UTF-8 text (byte 0)"),
+    (b"sine 440\n\x00\x01\x02\n", "holds NUL bytes"),
+])
+def test_a_tasks_file_that_would_run_nothing_is_refused(
+    tmp_path: Path, data: bytes, says: str
+) -> None:
+    path = tmp_path / "jobs.txt"
+    path.write_bytes(data)
+    with pytest.raises(TaskFileError) as err:
+        read_tasks(path)
+    assert says in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_missing_or_unreadable_tasks_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(TaskFileError) as err:
+        read_tasks(tmp_path / "nope.txt")
+    assert "nope.txt: cannot be read" in str(err.value)
+    with pytest.raises(TaskFileError) as err:
+        read_tasks(tmp_path)  # a directory
+    assert "cannot be read" in str(err.value)
+
+
+def test_a_task_line_over_the_argument_limit_is_refused_naming_the_line() -> None:
+    long = "sine " + "x" * MAX_TASK_BYTES
+    with pytest.raises(TaskFileError) as err:
+        parse_tasks(f"ok 1\n{long}\n", "jobs.txt")
+    assert err.value.line_no == 2 and f"over the {MAX_TASK_BYTES}" in str(err.value)
+    assert len(str(err.value)) < 400  # the message names the line, it does not repeat it
+    with pytest.raises(TaskFileError) as err:
+        task_from_argv(["sine", "x" * MAX_TASK_BYTES])
+    assert "the task after --:1:" in str(err.value)
 
 
 # --- against sshd ---------------------------------------------------------------------------
@@ -227,3 +263,15 @@ def test_dropped_connection_mid_task_is_a_clear_error(
     assert (tmp_path / "logs" / "01-hang.log").read_text() == "hanging\n"
     summary = json.loads((tmp_path / "logs" / "summary.json").read_text())
     assert summary["tasks"][0]["status"] == "disconnected"
+
+
+@pytest.mark.sshd
+def test_a_task_line_at_the_limit_still_runs(target: Target, tmp_path: Path) -> None:
+    """The limit is the instance's, not ours: a line just under it reaches run-direct whole."""
+    word = "y" * (MAX_TASK_BYTES - len("args "))
+    [task] = parse_tasks(f"args {word}\n")
+    out = StampedWriter()
+    with Connection(target) as conn:
+        upload_run_direct(conn)
+        batch = run_batch(conn, [task], logs_dir=tmp_path / "logs", out=out)
+    assert batch.ok and f"arg=[{word}]" in out.text()

@@ -13,6 +13,7 @@ from providers.labels import Tag, full_label, parse_tag, resource_tag
 from providers.offers import Candidate
 from remote.batch import parse_tasks
 from tools.pulumi_env import ROOT
+from workflow.connect import target_for
 from workflow.deploy import DeployOptions, plan, settings_from
 from workflow.errors import OptionError, OutputsError
 from workflow.outputs import instance_id_of, parse_outputs
@@ -32,6 +33,17 @@ def test_single_instance_outputs_sit_at_the_top_level() -> None:
     inst = out.pick()
     assert (inst.instance_id, inst.ssh_host, inst.ssh_port) == (7, "1.2.3.4", 40022)
     assert (out.app_dir, out.work_dir, out.ssh_public_key) == ("/app", "/data", "~/.ssh/k.pub")
+
+
+def test_an_unreadable_ssh_key_is_refused_before_any_connect(tmp_path: Path) -> None:
+    out = parse_outputs("exp", ONE)
+    for missing in (tmp_path / "no_such_key", tmp_path):
+        with pytest.raises(OptionError) as err:
+            target_for(out, out.pick(), ssh_key=str(missing))
+        assert "--ssh-key" in str(err.value) and str(missing) in str(err.value)
+    key = tmp_path / "id_test"
+    key.write_text("not checked here: the SSH login says if it is no key")
+    assert target_for(out, out.pick(), ssh_key=str(key)).key_path == key
 
 
 def test_several_instances_need_an_id() -> None:
