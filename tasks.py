@@ -246,6 +246,24 @@ def pull(c: Context, stack: str | None = None, job: str | None = None,
             pull_dir(conn, outputs.work_dir, local_dir=WORK_REMOTE / job)
 
 
+@task(help={"stack": STACK_HELP, "instance": INSTANCE_HELP,
+            "tail": "how many of the last lines (default 200)"})
+def logs(c: Context, stack: str | None = None, instance: str | None = None,
+         tail: int = 200) -> None:
+    """The instance's own log as vast.ai keeps it (onstart and container output, what
+    `vastai logs` shows): where to look when a boot or the dead-man switch misbehaves."""
+    with _errors():
+        s = _stack(stack, instance)
+        inst = _outputs(s).pick(instance)
+        client = client_for(s)
+        try:
+            text = client.instance_logs(inst.instance_id, tail=tail)
+        finally:
+            client.close()
+        print(f"logs: instance {inst.instance_id}, last {tail} lines", file=sys.stderr)
+        sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+
+
 @task(help={"stack": STACK_HELP, "ssh_key": KEY_HELP, "instance": INSTANCE_HELP})
 def shell(c: Context, stack: str | None = None, ssh_key: str | None = None,
           instance: str | None = None) -> None:

@@ -21,11 +21,15 @@ pytestmark = pytest.mark.e2e
 
 def test_up_status_sync_run_pull_sweep_down(inv: Inv, app: Path, ssh_key: Path, vastsim: VastSim):
     stack = inv.new_stack(ssh_key)
+    inv.pulumi(stack, "config", "set", "vast-gpu:onstart", "echo onstart-said-hello")
     inv("up", "--stack", stack)
     [instance_id] = vastsim.billing_now()
 
     status = inv("status", "--stack", stack).stdout
     assert f"instance {instance_id}" in status and ": running" in status
+    logs = inv("logs", "--stack", stack, "--tail", "20")
+    assert "onstart-said-hello" in logs.stdout
+    assert f"logs: instance {instance_id}, last 20 lines" in logs.stderr
 
     inv("sync", "--stack", stack, "--src", str(app))
     tasks = app / "jobs.txt"
