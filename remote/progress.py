@@ -63,10 +63,6 @@ class Progress:
         )
         self._draw(line, final=True)
 
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self._start
-
     def _line(self, now: float) -> str:
         elapsed = now - self._start
         rate = self.nbytes / elapsed if elapsed > 0 else 0.0

@@ -183,11 +183,6 @@ class Connection:
             channel.exec_command(command)
         return channel
 
-    def sftp(self) -> paramiko.SFTPClient:
-        t = self.target
-        with ssh_errors(t.host, t.port):
-            return self.client.open_sftp()
-
 
 def _drain(channel: paramiko.Channel) -> tuple[bytes, bytes]:
     """Both streams to EOF; stderr in a thread, since the two share one flow-control window."""
