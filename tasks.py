@@ -21,7 +21,7 @@ from invoke import Context, Exit
 
 from providers.cost import cost_so_far
 from providers.errors import VastError
-from remote.batch import read_tasks, run_batch, task_from_argv
+from remote.batch import read_tasks, run_batch, tasks_from_argv
 from remote.errors import RemoteError
 from remote.pull import pull as pull_dir
 from remote.shell import interactive_shell
@@ -90,7 +90,7 @@ def _tasks_from(c: Context, tasks_file: str | None) -> list:
     if "--" in sys.argv:  # the words themselves: invoke's c.remainder has lost their quoting
         words = sys.argv[sys.argv.index("--") + 1:]
         if words:
-            return [task_from_argv(words)]
+            return tasks_from_argv(words)
     raise Exit("error: give --tasks FILE or the task after --, e.g. `inv run -- sine 440`", code=1)
 
 

@@ -165,6 +165,23 @@ def task_from_argv(argv: Sequence[str]) -> Task:
     return Task(line, 1)
 
 
+def tasks_from_argv(argv: Sequence[str]) -> list[Task]:
+    """The words after `--`: one task (`-- sine 440`, `-- speak --text "hi there"`), or, when
+    there are several and each is a whole quoted command line (`-- 'sine 440' 'sine 880'`), one
+    task per word, as the old script's `-- TASK [TASK...]` took them. A task line given as one
+    word is kept as written, so the remote shell parses it like a tasks-file line."""
+    if not (len(argv) > 1 and all(any(c.isspace() for c in word) for word in argv)):
+        return [task_from_argv(argv)]
+    tasks = []
+    for i, word in enumerate(argv, start=1):
+        where = f"the task after -- (word {i})"
+        found = parse_tasks(word, where)
+        if len(found) != 1:
+            raise TaskFileError(where, 0, "", f"{word!r} holds {len(found)} task lines, not one")
+        tasks.append(Task(found[0].line, i))
+    return tasks
+
+
 def run_batch(
     conn: Connection, tasks: Sequence[Task], *, app_dir: str = "/app", logs_dir: Path,
     out: TextIO = sys.stdout, lease: bool = True,

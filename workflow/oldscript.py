@@ -4,8 +4,9 @@ scripts/vast-deploy.sh took `--tasks FILE`, `--shell`, `--job NAME`, `--ssh-key 
 `--no-sync`, `--no-pull`, `--keep`, `--dry-run`, `-h/--help` and `-- TASK...`; `make vast-run`
 passed `ARGS` and `TASKS=` through to it. Here ARGS is split as a shell splits it, each word
 must be one of those flags (a word we do not understand is an error, never ignored: a dry run
-that is silently dropped really rents), and everything after `--` is the task, as with
-`inv deploy -- ...`.
+that is silently dropped really rents), and after `--` come the task's words, or several
+whole quoted task lines (`-- 'sine 440' 'sine 880'`), as with `inv deploy -- ...`
+(remote.batch.tasks_from_argv).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from remote.batch import Task, task_from_argv
+from remote.batch import Task, tasks_from_argv
 from workflow.console import say
 from workflow.errors import OptionError
 from workflow.pulumi import Stack, selected_stack_or_none
@@ -34,7 +35,8 @@ USAGE = """make vast-run [TASKS=FILE] [ARGS='OPTIONS [-- TASK]'] [STACK=base-sta
   --no-pull        do not bring /work home
   --keep           do not destroy the instance afterwards
   --dry-run        print every step and the offer it would rent; rent nothing
-  -- TASK...       the task itself, e.g. -- voice-synth speak --text "hi"
+  -- TASK...       the task itself, e.g. -- voice-synth speak --text "hi", or several
+                   whole quoted tasks: -- 'sine 440' 'sine 880'
 The same as `inv deploy` with those flags; `inv --help deploy` has the rest."""
 
 
@@ -100,8 +102,7 @@ def parse_args(args: str, tasks_file: str | None = None) -> OldArgs:
 
 def inline_tasks(words: list[str]) -> list[Task]:
     """The words after `--` as tasks, the way `inv deploy -- ...` makes them."""
-    made = task_from_argv(words)
-    return list(made) if isinstance(made, list) else [made]
+    return tasks_from_argv(words)
 
 
 def base_and_image(stack: str | None, env: Mapping[str, str]) -> tuple[str | None, dict[str, str]]:

@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from remote.batch import MAX_TASK_BYTES, Task, parse_tasks, read_tasks, run_batch, task_from_argv
+from remote.batch import (
+    MAX_TASK_BYTES,
+    Task,
+    parse_tasks,
+    read_tasks,
+    run_batch,
+    task_from_argv,
+    tasks_from_argv,
+)
 from remote.errors import TaskDisconnected, TaskFileError
 from remote.ssh import Connection, Target
 from vastsim.testing import VastSim
@@ -92,6 +100,26 @@ def test_parse_tasks_bad_quoting_names_file_and_line(text: str, bad_line: int) -
     assert err.value.line_no == bad_line
     assert f"jobs.txt:{bad_line}:" in str(err.value)
     assert err.value.line in str(err.value)
+
+
+@pytest.mark.parametrize(("argv", "lines"), [
+    (["sine", "440"], ["sine 440"]),
+    (["speak", "--text", "hi there"], ["speak --text 'hi there'"]),
+    (["hello a", "hello b"], ["hello a", "hello b"]),  # the old script's -- TASK [TASK...]
+    (["sine 440 --out 'a b.wav'", "sine 880"], ["sine 440 --out 'a b.wav'", "sine 880"]),
+    (["one whole line"], ["'one whole line'"]),
+])
+def test_the_words_after_the_double_dash(argv: list[str], lines: list[str]) -> None:
+    tasks = tasks_from_argv(argv)
+    assert [t.line for t in tasks] == lines
+    assert [t.line_no for t in tasks] == list(range(1, len(lines) + 1))
+
+
+def test_a_task_word_of_several_lines_or_bad_quoting_is_refused() -> None:
+    with pytest.raises(TaskFileError, match="holds 2 task lines"):
+        tasks_from_argv(["a 1\nb 2", "c 3"])
+    with pytest.raises(TaskFileError, match="word 2"):
+        tasks_from_argv(["a 1", "b 'unclosed"])
 
 
 def test_task_from_argv_quotes_each_word() -> None:
