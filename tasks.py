@@ -186,7 +186,8 @@ def sync(c: Context, stack: str | None = None, src: str | None = None,
         print(f"sync: source {source.describe()}")
         outputs = _outputs(s)
         with connect(s, outputs, outputs.pick(instance), ssh_key=ssh_key) as conn:
-            sync_tree(conn, source.path, outputs.app_dir, method=method)
+            done = sync_tree(conn, source.path, outputs.app_dir, method=method)
+        print(f"sync: {done.describe()}")
 
 
 @task(help={"stack": STACK_HELP, "tasks": "tasks file: one `./run-direct` line per line",

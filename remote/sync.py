@@ -76,6 +76,14 @@ class SyncResult:
     unchanged: int
     seconds: float
 
+    def describe(self) -> str:
+        """One line for the user; a sync that had nothing to send says so."""
+        if not self.files_sent and not self.deleted:
+            return f"up to date, {self.unchanged} files ({self.seconds:.1f} s to check)"
+        return (f"{self.files_sent} files sent ({self.bytes_sent / 1e6:.1f} MB), "
+                f"{self.deleted} deleted, {self.unchanged} unchanged, {self.seconds:.1f} s "
+                f"({self.method})")
+
 
 @dataclass(frozen=True)
 class LocalFile:

@@ -217,7 +217,9 @@ def _run(opts: DeployOptions, out: TextIO) -> BatchResult | None:
             if not opts.no_sync:
                 assert opts.src is not None
                 with report.phase("sync"):
-                    report.bytes_sent = sync(conn, opts.src, outputs.app_dir).bytes_sent
+                    synced = sync(conn, opts.src, outputs.app_dir)
+                    report.bytes_sent = synced.bytes_sent
+                    say(f"deploy: sync: {synced.describe()}", out)
             if opts.tasks:
                 try:
                     with report.phase("tasks"):

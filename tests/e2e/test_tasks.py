@@ -31,7 +31,10 @@ def test_up_status_sync_run_pull_sweep_down(inv: Inv, app: Path, ssh_key: Path, 
     assert "onstart-said-hello" in logs.stdout
     assert f"logs: instance {instance_id}, last 20 lines" in logs.stderr
 
-    inv("sync", "--stack", stack, "--src", str(app))
+    first = inv("sync", "--stack", stack, "--src", str(app)).stdout
+    assert re.search(r"sync: \d+ files sent", first), first
+    again = inv("sync", "--stack", stack, "--src", str(app)).stdout
+    assert re.search(r"sync: up to date, \d+ files", again), again
     tasks = app / "jobs.txt"
     tasks.write_text("# comment\n\nwrite alpha\nfail\nwrite 'beta'\n")
     ran = inv("run", "--stack", stack, "--tasks", str(tasks), "--job", "j1", check=False)
