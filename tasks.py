@@ -19,9 +19,8 @@ from typing import Any
 import invoke
 from invoke import Context, Exit
 
-from providers.cost import cost_so_far
 from providers.errors import VastError
-from remote.batch import read_tasks, run_batch, tasks_from_argv
+from remote.batch import read_tasks, tasks_from_argv
 from remote.errors import RemoteError
 from remote.pull import pull as pull_dir
 from remote.shell import interactive_shell
@@ -35,16 +34,17 @@ from workflow.console import safe_std_streams
 from workflow.deploy import DeployOptions, settings_from
 from workflow.deploy import deploy as deploy_job
 from workflow.errors import WorkflowError
-from workflow.jobs import check_job, default_job, job_for_pull, job_for_run
+from workflow.jobs import check_job, default_job, job_for_pull
 from workflow.outputs import instance_id_of, parse_outputs
 from workflow.paths import WORK_REMOTE
 from workflow.pulumi import Stack, selected_stack_or_none
-from workflow.report import RunReport
+from workflow.runs import run_job
 from workflow.search import offer_table, selection_for, summary
 from workflow.settings import stack_settings
 from workflow.source import source_for
 from workflow.stacks import scan_project, stack_for
-from workflow.sweep import account_lines, destroy_all, in_flight, leftovers
+from workflow.status import status_lines
+from workflow.sweep import account_lines, destroy_all, sweep_account
 from workflow.teardown import destroy_one, finish_kept
 from workflow.vast import client_for
 
@@ -127,20 +127,8 @@ def status(c: Context, stack: str | None = None) -> None:
     """The stack's outputs and the live state of each instance."""
     with _errors():
         s = _stack(stack)
-        outputs = _outputs(s)
-        client = client_for(s)
-        for inst in outputs.instances:
-            live = client.show_instance(inst.instance_id)
-            state = (f"GONE: `inv up --stack {s.name}` refreshes and rents again"
-                     if live is None else (
-                f"{live.get('actual_status')}"
-                + (f" ({live['status_msg'].strip()})" if (live.get("status_msg") or "").strip()
-                   else "")
-            ))
-            print(f"instance {inst.instance_id}: {inst.num_gpus}x {inst.gpu_name}, "
-                  f"${inst.dph_total or 0:.3f}/h, ssh -p {inst.ssh_port} "
-                  f"{inst.ssh_user}@{inst.ssh_host}: {state}")
-        print(f"appDir {outputs.app_dir}, workDir {outputs.work_dir}")
+        for line in status_lines(s, _outputs(s)):
+            print(line)
 
 
 @task(help={
@@ -200,33 +188,8 @@ def run(c: Context, stack: str | None = None, tasks: str | None = None, job: str
         batch = _tasks_from(c, tasks)
         if job:
             check_job(job)
-        s = _stack(stack, instance)
-        raw = s.outputs()
-        outputs = parse_outputs(s.name, raw)
-        inst = outputs.pick(instance)
-        job = job_for_run(s.name, job)
-        print(f"run: job {job}: logs in {WORK_REMOTE / job / 'logs'}")
-        logs = WORK_REMOTE / job / "logs"
-        report = RunReport("run", job, s.name)
-        report.set_instance(raw, inst.instance_id)
-        result = None
-        try:
-            with connect(s, outputs, inst, ssh_key=ssh_key) as conn, report.phase("tasks"):
-                result = run_batch(conn, batch, app_dir=outputs.app_dir, logs_dir=logs)
-        except BaseException as exc:
-            report.outcome = f"stopped: {type(exc).__name__}: {exc}".splitlines()[0]
-            raise
-        finally:
-            if result is not None:
-                report.set_batch(result)
-                if result.failed:
-                    report.outcome = f"{result.failed} of {len(result.results)} task(s) failed"
-            else:
-                report.tasks_from_summary(logs)
-            report.save_and_print(WORK_REMOTE / job, sys.stdout, "run: ")
-        if result.failed:
-            raise Exit(f"{result.failed} of {len(result.results)} task(s) failed; logs in {logs}",
-                       code=1)
+        run_job(_stack(stack, instance), batch, job=job, instance=instance_id_of(instance),
+                ssh_key=ssh_key)
 
 
 @task(help={"stack": STACK_HELP, "job": JOB_HELP, "ssh_key": KEY_HELP,
@@ -368,28 +331,7 @@ def instances(c: Context) -> None:
 def sweep(c: Context, yes: bool = False) -> None:
     """Instances with our labels that no stack knows: list them, or destroy with --yes."""
     with _errors():
-        scan = scan_project()
-        client = client_for(_account_stack())
-        rows = client.list_instances()
-        for t in in_flight(rows, scan):
-            print(f"instance {t.instance_id}: being created in stack {t.stack!r} (a `pulumi up` "
-                  f"now, or a killed one); not swept: if nobody runs it, `inv down --stack "
-                  f"{t.stack} --instance {t.instance_id}` destroys it")
-        found = leftovers(rows, scan)
-        records = {int(r["id"]): r for r in rows}
-        now = time.time()
-        for t in found:
-            spent = cost_so_far(records.get(t.instance_id, {}), now)
-            so_far = "cost so far unknown" if spent is None else (
-                f"~${spent:.4f} so far (estimated: its rates since start)")
-            print(f"instance {t.instance_id}: stack {t.stack!r} resource {t.resource!r}, "
-                  f"{t.status}, ${t.dph_total or 0:.3f}/h, {so_far}")
-        if not found:
-            print("no leftover instances")
-        elif yes:
-            destroy_all(client, [t.instance_id for t in found], print)
-        else:
-            print(f"{len(found)} leftover(s); `inv sweep --yes` destroys them")
+        sweep_account(client_for(_account_stack()), scan_project(), destroy=yes, out=print)
 
 
 @task(help={

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from providers.errors import VastError
+from providers.records import describe_state
 from remote.errors import ConnectError
 from remote.keys import find_key_pair
 from remote.ssh import Connection, Target
@@ -84,8 +85,7 @@ def _unreachable_state(record: dict[str, Any] | None) -> str | bool | None:
         return None
     actual = record.get("actual_status")
     if actual in NOT_RUNNING or record.get("cur_state") == "stopped":
-        msg = (record.get("status_msg") or "").strip()
-        return f"{actual or record.get('cur_state')}" + (f" ({msg})" if msg else "")
+        return describe_state(record)
     return False
 
 

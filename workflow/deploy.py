@@ -21,7 +21,7 @@ from typing import TextIO
 
 from providers.cost import gb
 from providers.errors import SelectionError
-from remote.batch import BatchResult, Task, run_batch
+from remote.batch import BatchResult, Task
 from remote.errors import KeyPairError, RemoteError
 from remote.keys import find_key_pair
 from remote.pull import pull
@@ -221,21 +221,12 @@ def _run(opts: DeployOptions, out: TextIO) -> BatchResult | None:
                     report.bytes_sent = synced.bytes_sent
                     say(f"deploy: sync: {synced.describe()}", out)
             if opts.tasks:
-                try:
-                    with report.phase("tasks"):
-                        result = run_batch(conn, opts.tasks, app_dir=outputs.app_dir,
-                                           logs_dir=opts.results_dir / "logs", out=out)
-                finally:
-                    if result is not None:
-                        report.set_batch(result)
-                    else:
-                        report.tasks_from_summary(opts.results_dir / "logs")
+                result = report.run_tasks(conn, opts.tasks, app_dir=outputs.app_dir,
+                                          logs_dir=opts.results_dir / "logs", out=out)
                 if not opts.no_pull:
                     _pull(conn, outputs.work_dir, opts, report, out)
         if opts.shell:
             interactive_shell(target, outputs.app_dir)
-        if result is not None and result.failed:
-            report.outcome = f"{result.failed} of {len(result.results)} task(s) failed"
     except BaseException as exc:
         if report.outcome == "ok":
             report.outcome = f"stopped: {type(exc).__name__}: {exc}".splitlines()[0]

@@ -11,7 +11,7 @@
     ├── InstanceGone       the API says the instance is gone or not running: .stack
     │                      .instance_id .state
     ├── TeardownError      teardown could not confirm that nothing bills: .stack .instance_ids
-    └── TasksFailed        the batch ran, some tasks failed: .failed .total (exit code 1)
+    └── TasksFailed        the batch ran, some tasks failed: .failed .total .logs (exit 1)
 
 tasks.py turns any of them (and providers.errors.VastError, remote.errors.RemoteError) into
 invoke's Exit with the message; anything else is a bug and keeps its traceback.
@@ -20,6 +20,7 @@ invoke's Exit with the message; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -103,7 +104,9 @@ class TeardownError(WorkflowError):
 
 
 class TasksFailed(WorkflowError):
-    def __init__(self, failed: int, total: int) -> None:
+    def __init__(self, failed: int, total: int, logs: Path | None = None) -> None:
         self.failed = failed
         self.total = total
-        super().__init__(f"{failed} of {total} task(s) failed")
+        self.logs = logs
+        super().__init__(f"{failed} of {total} task(s) failed"
+                         + (f"; logs in {logs}" if logs else ""))

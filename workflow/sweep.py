@@ -13,6 +13,7 @@ pending create of its resource: sweep lists it apart and leaves it alone.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +71,33 @@ def destroy_all(
         lifecycle.destroy_verified(instance_id)
         done.append(instance_id)
     return done
+
+
+def sweep_account(client: VastClient, scan: StackScan, *, destroy: bool,
+                  out: Callable[[str], None]) -> list[int]:
+    """`inv sweep`: say what is in flight (left alone) and each leftover with its cost so far;
+    destroy the leftovers when asked. The ids destroyed."""
+    rows = client.list_instances()
+    for t in in_flight(rows, scan):
+        out(f"instance {t.instance_id}: being created in stack {t.stack!r} (a `pulumi up` "
+            f"now, or a killed one); not swept: if nobody runs it, `inv down --stack "
+            f"{t.stack} --instance {t.instance_id}` destroys it")
+    found = leftovers(rows, scan)
+    records = {int(r["id"]): r for r in rows}
+    now = time.time()
+    for t in found:
+        spent = cost_so_far(records.get(t.instance_id, {}), now)
+        so_far = "cost so far unknown" if spent is None else (
+            f"~${spent:.4f} so far (estimated: its rates since start)")
+        out(f"instance {t.instance_id}: stack {t.stack!r} resource {t.resource!r}, "
+            f"{t.status}, ${t.dph_total or 0:.3f}/h, {so_far}")
+    if not found:
+        out("no leftover instances")
+    elif destroy:
+        return destroy_all(client, [t.instance_id for t in found], out)
+    else:
+        out(f"{len(found)} leftover(s); `inv sweep --yes` destroys them")
+    return []
 
 
 def of_stack(rows: Iterable[dict[str, Any]], project: str, stack: str) -> list[Tagged]:
