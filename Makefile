@@ -2,25 +2,25 @@
 # idempotently: a second run rebuilds nothing.
 SHELL := /bin/bash
 PY := .venv/bin/python
-VENV_STAMP := .venv/.installed-requirements.txt
 
 INV := $(PY) -m invoke
 
-.PHONY: setup venv pulumi test lint demo clean-state \
+.PHONY: setup system-deps venv pulumi test lint demo clean-state \
 	vast-search vast-status vast-run vast-shell vast-destroy vast-pull alias-venv
 
-setup: venv pulumi
+# System packages first (installed as root, else the exact command to run), then the venv and
+# the Pulumi CLI; each step checks first and does nothing when it is already done.
+setup: system-deps venv pulumi
 
-venv: $(VENV_STAMP)
+system-deps:
+	@tools/system-deps.sh
 
-# The stamp is a copy of the requirements it installed: changed pins reinstall, nothing else does.
-$(VENV_STAMP): requirements.txt
-	test -x $(PY) || python3 -m venv .venv
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	cp requirements.txt $(VENV_STAMP)
+# .venv matches requirements.txt (compared by content), its python runs; else it is redone.
+venv: | system-deps
+	@tools/ensure-venv.sh
 
-pulumi:
-	tools/build-pulumi.sh
+pulumi: | system-deps
+	@tools/build-pulumi.sh
 
 test: setup
 	$(PY) -m ruff check .
