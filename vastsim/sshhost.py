@@ -4,14 +4,16 @@ On vast.ai a rented instance is a container: SSH logs in as root, and /app and /
 that container alone. vastsim gives each instance the same view without containers.
 
 As root, ``unshare --mount --propagation private --pid --fork`` runs a small ``sh`` script as
-the init of a new mount and pid namespace. The script bind-mounts ``root/app`` on /app,
-``root/work`` on /work, ``root/tmp`` on /tmp (a container has its own /tmp; nothing an
-instance leaves there outlives it) and ``root/ssh`` on /run/vastsim/ssh, starts onstart in the
-background, then execs sshd, which stays the namespace's init. The ssh bind lets sshd still
-find its keys when ``root`` itself lies under /app, /work or /tmp. The binds exist only inside
-the namespace: the host's /app, /work and /tmp are never written. A missing mount point
-(/app, /work, /run/vastsim/ssh) is created on the host as an empty directory, and nothing else
-is done to it. Every process of the instance
+the init of a new mount and pid namespace. The script first bind-mounts ``root`` itself on
+/run/vastsim/root, then from there ``root/ssh`` on /run/vastsim/ssh, ``root/app`` on /app,
+``root/work`` on /work and ``root/tmp`` on /tmp (a container has its own /tmp; nothing an
+instance leaves there outlives it), starts onstart in the background, then execs sshd, which
+stays the namespace's init. Binding ``root`` first keeps every source reachable when ``root``
+lies under /app, /work or /tmp itself (a checkout in /work: the /work bind would hide its
+``root/tmp``), and lets sshd still find its keys there. The binds exist only inside the
+namespace: the host's /app, /work and /tmp are never written. A missing mount point (/app,
+/work, /run/vastsim/ssh, /run/vastsim/root) is created on the host as an empty directory, and
+nothing else is done to it. Every process of the instance
 (sshd, sessions, onstart and whatever they start) shares the mount namespace, so ``kill`` and
 ``stop`` find them by ``/proc/PID/ns/mnt``. The pid namespace makes the kernel kill and reap the
 rest once sshd dies, so no zombie is left even where PID 1 never reaps orphans. Sessions see a
@@ -52,6 +54,7 @@ SSHD = "/usr/sbin/sshd"  # sshd refuses to run unless started by absolute path
 SSH_KEYGEN = "ssh-keygen"
 PRIVSEP_DIR = Path("/run/sshd")
 SSH_MOUNT = Path("/run/vastsim/ssh")
+ROOT_MOUNT = Path("/run/vastsim/root")  # the instance's root, bound before anything can hide it
 APP, WORK = Path("/app"), Path("/work")
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 READY_TIMEOUT = 10.0
@@ -67,14 +70,16 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # quoting. fd 3 is opened before the binds, so onstart.log is reachable even under /work.
 _BOOT_SCRIPT = f"""\
 set -e
-app=$1 work=$2 ssh=$3 tmp=$4 onstart_log=$5 onstart=$6 delay=$7
-shift 7
+root=$1 onstart_log=$2 onstart=$3 delay=$4
+shift 4
 exec 3>>"$onstart_log"
-if [ -n "$app" ]; then
-  mount --bind "$ssh" {SSH_MOUNT}
-  mount --bind "$app" {APP}
-  mount --bind "$work" {WORK}
-  mount --bind "$tmp" /tmp
+if [ -n "$root" ]; then
+  # root first, where no later bind hides it: it may lie under /app, /work or /tmp itself
+  mount --bind "$root" {ROOT_MOUNT}
+  mount --bind {ROOT_MOUNT}/ssh {SSH_MOUNT}
+  mount --bind {ROOT_MOUNT}/app {APP}
+  mount --bind {ROOT_MOUNT}/work {WORK}
+  mount --bind {ROOT_MOUNT}/tmp /tmp
 fi
 if [ -n "$onstart" ]; then
   (cd / && exec sh -c "$onstart") </dev/null >&3 2>&3 &
@@ -293,7 +298,7 @@ class SshHost:
     def _prepare_host(self) -> None:
         """Mount points and sshd's privilege-separation dir; empty dirs, made only if missing."""
         if self.isolate:
-            for d in (APP, WORK, SSH_MOUNT):
+            for d in (APP, WORK, SSH_MOUNT, ROOT_MOUNT):
                 d.mkdir(parents=True, exist_ok=True)
             PRIVSEP_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
 
@@ -327,9 +332,7 @@ class SshHost:
         config = (SSH_MOUNT if self.isolate else self.ssh_dir) / self.config_path.name
         sshd = [SSHD, "-D", "-e", "-f", str(config)]
         delay = f"{sshd_delay:.3f}" if sshd_delay > 0 else "0"
-        binds = ([str(self.root / "app"), str(self.root / "work"), str(self.ssh_dir),
-                  str(self.root / "tmp")] if self.isolate else ["", "", "", ""])
-        script = ["sh", "-c", _BOOT_SCRIPT, "vastsim-boot", *binds,
+        script = ["sh", "-c", _BOOT_SCRIPT, "vastsim-boot", str(self.root) if self.isolate else "",
                   str(self.onstart_log), onstart, delay, *sshd]
         if self.isolate:
             return ["unshare", "--mount", "--propagation", "private", "--pid", "--fork",
