@@ -26,10 +26,15 @@ DEMO_DIR = ROOT / "examples" / "demo"
 STATE_DIR = ROOT / ".vastsim" / "demo"
 DEMO_KEY = ROOT / ".vast-gpu" / "demo-key" / "id_ed25519"
 BOOT_SECONDS = 2.0
+# vastsim's instance runs after BOOT_SECONDS and answers SSH well under a second later (about 3 s
+# in all, measured on 2 busy cores), so 30 s is ten times that, not the 15 minutes a real
+# vast.ai boot may need; and one attempt: a boot that fails in vastsim fails the same way again.
+READY_TIMEOUT_S = 30
 SETTINGS = {
     "image": "ghcr.io/coriou/voice-tools:cuda",
     "disk": "60",
-    "readyTimeout": "120",
+    "readyTimeout": str(READY_TIMEOUT_S),
+    "maxAttempts": "1",
 }
 
 
@@ -60,6 +65,12 @@ def run_demo(out: TextIO = sys.stdout) -> None:
             deploy(opts, out=out)
         except TasksFailed as exc:
             print(f"demo: {exc}, as planned (`fail` fails on purpose)", file=out)
+        except WorkflowError as exc:
+            raise WorkflowError(
+                f"the demo failed: {exc}\n"
+                f"demo: vastsim's instance boots in about {BOOT_SECONDS + 1:.0f} s (readyTimeout "
+                f"{READY_TIMEOUT_S} s, one attempt); the cause is in the lines above and in "
+                f"vastsim's log {sim.log_path}") from exc
         print(f"demo: results in {opts.results_dir.relative_to(PROJECT_DIR)}:", file=out)
         for path in sorted(p for p in opts.results_dir.rglob("*") if p.is_file()):
             print(f"  {path.relative_to(opts.results_dir)}  ({path.stat().st_size} bytes)",
