@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from remote.batch import parse_tasks
 from tools.pulumi_env import ROOT
@@ -47,12 +47,13 @@ def demo_key() -> Path:
     return DEMO_KEY
 
 
-def run_demo(out: TextIO = sys.stdout) -> None:
+def run_demo(out: TextIO = sys.stdout, *, faults: list[dict[str, Any]] | None = None) -> None:
+    """``faults``: vastsim's (tests show how a failed boot reads)."""
     started = time.monotonic()
     key = demo_key()
     shutil.rmtree(STATE_DIR, ignore_errors=True)
     job = "demo-" + time.strftime("%Y%m%d_%H%M%S")
-    with VastSim(STATE_DIR, boot_seconds=BOOT_SECONDS) as sim:
+    with VastSim(STATE_DIR, boot_seconds=BOOT_SECONDS, faults=faults) as sim:
         print(f"demo: vastsim up at {sim.url} (log {sim.log_path})", file=out)
         os.environ["VAST_URL"] = sim.url
         os.environ["VAST_API_KEY"] = sim.api_key
