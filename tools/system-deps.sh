@@ -39,17 +39,30 @@ pg_has() {  # Debian keeps the server binaries off PATH, in /usr/lib/postgresql/
   command -v "$1" >/dev/null 2>&1
 }
 
-python_ok() {
-  command -v python3 >/dev/null 2>&1 \
-    && python3 -c "import sys; sys.exit(sys.version_info < (3, $MIN_PY_MINOR))" >/dev/null 2>&1
+py_state=  # one python3 start-up for both rows: ok | no-venv | old | none
+python_state() {
+  if [ -z "$py_state" ]; then
+    if ! command -v python3 >/dev/null 2>&1; then
+      py_state=none
+    else
+      py_state=$(python3 -c "
+import sys
+if sys.version_info < (3, $MIN_PY_MINOR): print('old'); sys.exit()
+try:
+    import venv, ensurepip
+except ImportError:
+    print('no-venv'); sys.exit()
+print('ok')" 2>/dev/null) || py_state=none
+    fi
+  fi
 }
 
 present() {
   case "$1" in
     sshd) [ -x "$ROOT_PREFIX/usr/sbin/sshd" ] ;;  # sshd runs only by absolute path
     initdb | pg_ctl) pg_has "$1" ;;
-    python3) python_ok ;;
-    "python3 -m venv") python_ok && python3 -c "import venv, ensurepip" >/dev/null 2>&1 ;;
+    python3) python_state; [ "$py_state" = ok ] || [ "$py_state" = no-venv ] ;;
+    "python3 -m venv") python_state; [ "$py_state" = ok ] ;;
     *) command -v "$1" >/dev/null 2>&1 ;;
   esac
 }
@@ -59,6 +72,7 @@ packages=()
 scan() {
   missing_lines=()
   packages=()
+  py_state=
   local row tool pkg why p seen
   for row in "${TABLE[@]}"; do
     IFS='|' read -r tool pkg why <<<"$row"
