@@ -35,6 +35,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from vastsim import listing
 from vastsim.cloud import Cloud
 from vastsim.errors import ApiError
 from vastsim.faults import FaultSpecError
@@ -235,18 +236,15 @@ class Api:
         return Answer(200, self.cloud.rent(offer_id, payload))
 
     def list_instances(self, **_: Any) -> Answer:
+        """The v0 list: 410 for accounts opened after 2026-06-02 (vastsim/accounts.py)."""
+        with self.cloud.lock:
+            self.cloud.account.check_v0_list()
         rows = self.cloud.list_instances()
         return Answer(200, {"instances_found": len(rows), "instances": rows})
 
     def list_v1(self, *, query: dict[str, list[str]], **_: Any) -> Answer:
-        rows = self.cloud.list_instances()
-        after = int(query.get("after_token", ["0"])[0] or 0)
-        rows = sorted(rows, key=lambda r: r["id"])
-        rest = [r for r in rows if r["id"] > after]
-        page = rest[:25]
-        token = str(page[-1]["id"]) if len(rest) > 25 else None
-        return Answer(200, {"success": True, "instances": page, "next_token": token,
-                            "total_instances": len(rows)})
+        """The paged list (vastsim/listing.py has the args and the answer)."""
+        return Answer(200, listing.page(self.cloud.list_instances(), query))
 
     def show(self, instance_id: int, *, owner: int | None, **_: Any) -> Answer:
         if owner is not None and owner != instance_id:
@@ -307,7 +305,7 @@ class Api:
 
     def list_keys(self, **_: Any) -> Answer:
         with self.cloud.lock:
-            return Answer(200, [dict(k) for k in self.cloud.ssh_keys])
+            return Answer(200, self.cloud.account.live_keys())
 
     def create_key(self, *, payload: Any, **_: Any) -> Answer:
         key = payload.get("ssh_key") if isinstance(payload, dict) else None

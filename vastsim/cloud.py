@@ -17,6 +17,7 @@ instance's files (host key, authorized_keys, /app, /work) live in ``<state_dir>/
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
@@ -28,30 +29,24 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from vastsim.accounts import USER_ID, Account
 from vastsim.catalogue import Catalogue
 from vastsim.errors import ApiError, StateError
 from vastsim.faults import FaultBook
 from vastsim.instance import LOADING_MSG, SCHEDULING_MSG, TRANSIENT, Instance
 from vastsim.ledger import Meter
 from vastsim.logs import LogStore
+from vastsim.rentspec import MAX_LABEL, rent_spec
 from vastsim.sshhost import SshHost, SshHostError
 
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
 FIRST_INSTANCE_ID = 13_600_001
-USER_ID = 424242
 INITIAL_CREDIT = 100.0
 SCHEDULING_SHARE = 0.25  # of boot_seconds spent in "scheduling" before "loading"
 TICK_S = 0.05
 BOOT_WAIT_S = 30.0  # how long a zero-boot rent waits for sshd before answering anyway
-MIN_DISK_GB = 8.0
-MAX_LABEL = 1024
-MAX_IMAGE = 1024
-MAX_ONSTART = 4096
-MAX_ENV_ENTRY = 256
-MAX_ENV_TOTAL = 32768
-BID_RANGE = (0.001, 128.0)
 REQUEST_LOG = 2000
 
 
@@ -63,7 +58,8 @@ class Cloud:
     """The whole simulated vast.ai account; thread-safe."""
 
     def __init__(self, state_dir: Path, *, boot_seconds: float = 0.0,
-                 api_key: str | None = None, faults: Any = None) -> None:
+                 api_key: str | None = None, faults: Any = None,
+                 account_created: datetime.date | None = None) -> None:
         self.state_dir = Path(state_dir).absolute()
         self.state_file = self.state_dir / "state.json"
         self.boot_seconds = float(boot_seconds)
@@ -71,9 +67,8 @@ class Cloud:
         self.catalogue = Catalogue.load()
         self.faults = FaultBook()
         self.instances: dict[int, Instance] = {}
-        self.ssh_keys: list[dict[str, Any]] = []
+        self.account = Account(account_created)
         self.next_instance_id = FIRST_INSTANCE_ID
-        self.next_key_id = 1
         self.api_key = api_key or secrets.token_hex(32)
         self.unexpected: list[dict[str, Any]] = []
         self.requests: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG)
@@ -86,14 +81,14 @@ class Cloud:
         self._ticker: threading.Thread | None = None
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if self.state_file.exists():
-            self._load(api_key)
+            self._load(api_key, account_created)
         if faults is not None:
             self.faults.add(faults)
         self.save()
 
     # --- persistence ---------------------------------------------------------------------------
 
-    def _load(self, api_key: str | None) -> None:
+    def _load(self, api_key: str | None, account_created: datetime.date | None) -> None:
         try:
             state = json.loads(self.state_file.read_text(encoding="utf-8"))
             if state.get("version") != STATE_VERSION:
@@ -101,8 +96,7 @@ class Cloud:
                                                   f"this vastsim reads {STATE_VERSION}")
             self.api_key = api_key or state["api_key"]
             self.next_instance_id = state["next_instance_id"]
-            self.next_key_id = state["next_key_id"]
-            self.ssh_keys = state["ssh_keys"]
+            self.account.restore(state, account_created)
             self.unexpected = state.get("unexpected", [])
             self.instances = {i["id"]: Instance.from_state(i) for i in state["instances"]}
             self.catalogue.restore(state["catalogue"])
@@ -115,8 +109,8 @@ class Cloud:
         with self.lock:
             state = {
                 "version": STATE_VERSION, "api_key": self.api_key,
-                "next_instance_id": self.next_instance_id, "next_key_id": self.next_key_id,
-                "ssh_keys": self.ssh_keys, "unexpected": self.unexpected,
+                "next_instance_id": self.next_instance_id, **self.account.to_state(),
+                "unexpected": self.unexpected,
                 "instances": [i.to_state() for i in self.instances.values()],
                 "catalogue": self.catalogue.to_state(), "faults": self.faults.to_state(),
             }
@@ -290,7 +284,7 @@ class Cloud:
 
     def rent(self, offer_id: int, body: Any) -> dict[str, Any]:
         """``PUT /asks/{id}/``: validate like vast.ai, take the offer, boot the instance."""
-        spec = _rent_spec(offer_id, body)
+        spec = rent_spec(offer_id, body)
         now = time.time()
         with self.lock:
             offer = self.catalogue.offer(offer_id)
@@ -310,7 +304,7 @@ class Cloud:
                 id=instance_id, offer_id=offer_id, offer=offer, created_at=now,
                 api_key=secrets.token_hex(32), jupyter_token=secrets.token_hex(32),
                 port=SshHost.free_port(), cycle_start=now,
-                keys=[k["public_key"] for k in self.ssh_keys if k["deleted_at"] is None],
+                keys=[k["public_key"] for k in self.account.live_keys()],
                 meter=Meter(0.0, 0.0), **spec)
             inst.meter = Meter(inst.gpu_rate_h, inst.storage_rate_h)
             inst.stuck = self.faults.take("stuck_loading") is not None
@@ -483,43 +477,26 @@ class Cloud:
         raise ApiError.vast(401, "auth_error", "Invalid user key")
 
     def add_ssh_key(self, key: Any) -> dict[str, Any]:
-        if not isinstance(key, str) or not key.strip():
-            raise ApiError.vast(400, "no_ssh_key", "No ssh key provided")
         with self.lock:
-            if any(k["public_key"] == key.strip() and k["deleted_at"] is None
-                   for k in self.ssh_keys):
-                raise ApiError.vast(400, "duplicate_ssh_key", "This SSH key already exists.")
-            row = {"id": self.next_key_id, "user_id": USER_ID, "public_key": key.strip(),
-                   "created_at": _timestamp(), "deleted_at": None}
-            self.next_key_id += 1
-            self.ssh_keys.append(row)
+            row = self.account.add_key(key)
             self.save()
-            return dict(row)
-
-    def _key_row(self, key_id: int) -> dict[str, Any]:
-        for row in self.ssh_keys:
-            if row["id"] == key_id and row["deleted_at"] is None:
-                return row
-        raise ApiError.vast(404, "no_such_ssh_key", f"SSH key {key_id} not found.")
+            return row
 
     def update_ssh_key(self, key_id: int, key: Any) -> dict[str, Any]:
-        if not isinstance(key, str) or not key.strip():
-            raise ApiError.vast(400, "no_ssh_key", "No ssh key provided")
         with self.lock:
-            row = self._key_row(key_id)
-            row["public_key"] = key.strip()
+            row = self.account.update_key(key_id, key)
             self.save()
-            return dict(row)
+            return row
 
     def delete_ssh_key(self, key_id: int) -> None:
         with self.lock:
-            self._key_row(key_id)["deleted_at"] = _timestamp()
+            self.account.delete_key(key_id)
             self.save()
 
     def user(self) -> dict[str, Any]:
         with self.lock:
             spent = sum(r["dollars"] for r in self.ledger()["instances"])
-            live = [k["public_key"] for k in self.ssh_keys if k["deleted_at"] is None]
+            live = [k["public_key"] for k in self.account.live_keys()]
             return {"id": USER_ID, "username": "vastsim", "email": "vastsim@localhost",
                     "fullname": "vastsim", "email_verified": True, "has_billing": True,
                     "can_pay": True, "billing_creditonly": 0, "balance": 0,
@@ -560,58 +537,6 @@ class Cloud:
             return out
 
 
-def _rent_spec(offer_id: int, body: Any) -> dict[str, Any]:
-    """Check a rent body the way vast.ai does (vast-api.md 3.2, 3.4); Instance kwargs."""
-    if not isinstance(body, dict):
-        raise ApiError.vast(400, "invalid_args", "Invalid args: request body must be an object")
-    env = body.get("env")
-    if env is None:
-        env = {}
-    if not isinstance(env, dict):
-        raise ApiError.vast(400, "invalid_args", "invalid env type: env must be a dict")
-    pairs = [[str(k), "" if v is None else str(v)] for k, v in env.items()]
-    if any(len(k) + len(v) > MAX_ENV_ENTRY for k, v in pairs) or \
-            sum(len(k) + len(v) for k, v in pairs) > MAX_ENV_TOTAL:
-        raise ApiError.vast(400, "invalid_args", f"env entries are limited to {MAX_ENV_ENTRY} "
-                            f"characters each and {MAX_ENV_TOTAL} in total")
-    image = body.get("image")
-    if not image:
-        if body.get("template_hash_id"):
-            raise ApiError.vast(404, "invalid_args",
-                                f"template {body['template_hash_id']!r} not found")
-        raise ApiError.vast(400, "invalid_args", "Invalid args: 'image' is required")
-    if not isinstance(image, str) or len(image) > MAX_IMAGE:
-        raise ApiError.vast(400, "invalid_args", f"image must be a string of at most {MAX_IMAGE} "
-                            "characters")
-    disk = body.get("disk", MIN_DISK_GB)
-    disk = MIN_DISK_GB if disk is None else disk
-    if isinstance(disk, bool) or not isinstance(disk, int | float) or disk < MIN_DISK_GB:
-        raise ApiError.vast(400, "invalid_args", f"disk must be a number >= {MIN_DISK_GB:g} GB, "
-                            f"got {disk!r}")
-    label = body.get("label")
-    if label is not None and (not isinstance(label, str) or len(label) > MAX_LABEL):
-        raise ApiError.vast(400, "label_too_long", "Please limit label length to 1024 "
-                            "characters, ideally less than 128.")
-    price = body.get("price")
-    if price is not None and (isinstance(price, bool) or not isinstance(price, int | float)
-                              or not BID_RANGE[0] <= price <= BID_RANGE[1]):
-        raise ApiError.vast(400, "invalid_price", f"bid price must be between {BID_RANGE[0]} and "
-                            f"{BID_RANGE[1]} $/hour, got {price!r}", ask_id=offer_id)
-    onstart = body.get("onstart")
-    if onstart is not None and not isinstance(onstart, str):
-        raise ApiError.vast(400, "invalid_args", "onstart must be a string")
-    args = body.get("args") or []
-    if len(onstart or "") + len(json.dumps(args)) > MAX_ONSTART:
-        raise ApiError.vast(400, "invalid_args", f"onstart and args together are limited to "
-                            f"{MAX_ONSTART} characters")
-    runtype = body.get("runtype") or ("args" if body.get("args") is not None else "ssh")
-    return {"image": image, "disk": float(disk), "label": label, "onstart": onstart,
-            "env": pairs, "runtype": str(runtype),
-            "price": float(price) if price is not None else None,
-            "template_hash_id": body.get("template_hash_id"),
-            "image_args": args if isinstance(args, list) else []}
-
-
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -619,8 +544,3 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def _timestamp() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-

@@ -66,7 +66,7 @@ def test_restart_keeps_instances_keys_ledger_and_host_key(vastsim, api: Api):
     assert vastsim.admin_get("/_sim/faults")["faults"][0]["remaining"] == 5  # admin: no faults
     api = Api(vastsim)
     assert api.call("GET", "/api/v0/ssh/").json()[0]["id"] == key["id"]
-    rows = {i["id"]: i for i in api.call("GET", "/api/v0/instances/").json()["instances"]}
+    rows = {i["id"]: i for i in api.call("GET", "/api/v1/instances/").json()["instances"]}
     assert rows[running]["actual_status"] == "running" and rows[running]["label"] == "a"
     assert rows[stopped]["actual_status"] == "stopped"
     after = {i["id"]: i for i in vastsim.internals()}
