@@ -13,6 +13,7 @@ from vastsim.accounts import parse_date
 from vastsim.errors import VastSimError
 from vastsim.faults import FaultSpecError
 from vastsim.server import serve
+from vastsim.sshhost import SshHostError
 
 DEFAULT_PORT = 8765
 DEFAULT_STATE_DIR = Path(".vastsim")
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         serve(port=args.port, state_dir=args.state_dir, boot_seconds=args.boot_seconds,
               faults=faults, api_key=args.api_key, account_created=args.account_created)
-    except (VastSimError, FaultSpecError) as exc:
+    except (VastSimError, FaultSpecError, SshHostError) as exc:
         print(f"vastsim: {exc}", file=sys.stderr)
         return 2
     return 0

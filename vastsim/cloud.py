@@ -128,7 +128,7 @@ class Cloud:
         self.url = url
         now = time.time()
         for inst in self.instances.values():
-            if inst.gone:
+            if inst.gone or not inst.sshd:
                 continue
             if not _port_free(inst.port):
                 inst.port = SshHost.free_port()
@@ -149,11 +149,12 @@ class Cloud:
     def _boot_now(self, inst: Instance) -> None:
         """Restart-time boot of a running instance (no faults; same host key and files)."""
         try:
-            self.hosts[inst.id].boot(inst.onstart, 0.0)
+            if inst.sshd:
+                self.hosts[inst.id].boot(inst.onstart, 0.0)
             inst.boot_state, inst.boot_done_at = "up", time.time()
-        except SshHostError as exc:
+        except Exception as exc:  # any boot error: the instance exits, saying why
             log.error("instance %s: sshd did not come back: %s", inst.id, exc)
-            self._set_phase(inst, "exited", time.time(), f"sshd failed: {exc}\n")
+            self._set_phase(inst, "exited", time.time(), boot_failure(exc))
 
     def shutdown(self) -> None:
         """Stop every sshd cleanly, close the billing intervals, save."""
@@ -193,6 +194,8 @@ class Cloud:
                 self.save()
 
     def _advance(self, inst: Instance, now: float) -> bool:
+        if inst.waiting:
+            return False  # outbid or no GPUs free: it stays where it is (vastsim/bids.py)
         before = (inst.phase, inst.boot_state)
         ready_at = inst.cycle_start + self.boot_seconds
         if inst.phase == "scheduling":
@@ -224,6 +227,9 @@ class Cloud:
         inst.meter.set(at, gpu=gpu, storage=storage)
 
     def _start_boot(self, inst: Instance) -> None:
+        if not inst.sshd:  # a seeded foreign instance: nothing to start
+            inst.boot_state, inst.boot_done_at = "up", time.time()
+            return
         inst.boot_state = "booting"
         event = self._boot_events.setdefault(inst.id, threading.Event())
         event.clear()
@@ -243,9 +249,9 @@ class Cloud:
                 error = None
                 try:
                     host.boot(onstart, delay)
-                except SshHostError as exc:
+                except Exception as exc:  # else it would sit in loading forever
                     error = exc
-                    log.error("instance %s: %s", instance_id, exc)
+                    log.error("instance %s: boot failed: %s", instance_id, exc)
                 with self.lock:
                     if inst.boot_gen != gen:
                         return  # stopped or destroyed meanwhile; that caller stops the host
@@ -253,7 +259,7 @@ class Cloud:
                     if error is None:
                         inst.boot_state = "up"
                     else:
-                        inst.boot_state, inst.status_msg = "failed", f"sshd failed: {error}\n"
+                        inst.boot_state, inst.status_msg = "failed", boot_failure(error)
                     self._advance(inst, time.time())
                     self.save()
         finally:
@@ -439,7 +445,9 @@ class Cloud:
         """Where the instance's onstart/container output will appear (vastsim/logs.py)."""
         with self.lock:
             self._live(instance_id)
-            log_file = self.hosts[instance_id].onstart_log
+            host = self.hosts.get(instance_id)  # none for a seeded instance: an empty log
+            log_file = (host.onstart_log if host else
+                        self.state_dir / "instances" / str(instance_id) / "onstart.log")
         return self.logs.request(log_file, tail)
 
     def attach_key(self, instance_id: int, key: Any) -> None:
@@ -449,10 +457,11 @@ class Cloud:
             inst = self._live(instance_id)
             if key.strip() not in inst.keys:
                 inst.keys.append(key.strip())
-            host = self.hosts[instance_id]
+            host = self.hosts.get(instance_id)
             self.save()
-        with self._host_lock(instance_id):
-            host.set_authorized_keys(inst.keys)
+        if host is not None:
+            with self._host_lock(instance_id):
+                host.set_authorized_keys(inst.keys)
 
     def _host_op(self, instance_id: int, op: str) -> None:
         with self._host_lock(instance_id):
@@ -544,3 +553,11 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def boot_failure(exc: BaseException) -> str:
+    """The status_msg of an instance whose sshd failed: what failed and sshd's last words."""
+    text = str(exc) if isinstance(exc, SshHostError) else f"{type(exc).__name__}: {exc}"
+    first, _, rest = text.partition("\n")
+    _, _, tail = rest.partition(" lines):\n")  # SshHostError: skip the command line
+    return f"sshd failed: {first}\n{tail}".rstrip("\n") + "\n"

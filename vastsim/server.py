@@ -20,6 +20,7 @@ from typing import Any
 
 from vastsim.api import make_server
 from vastsim.cloud import Cloud
+from vastsim.sshhost import check_tools
 
 DEFAULT_HOST = "127.0.0.1"
 
@@ -28,6 +29,7 @@ def serve(*, port: int, state_dir: Path, boot_seconds: float, faults: Any = None
           api_key: str | None = None, host: str = DEFAULT_HOST,
           account_created: datetime.date | None = None) -> None:
     """Serve until SIGINT or SIGTERM; returns after every sshd is stopped and state saved."""
+    check_tools()  # before anything is bound or written
     cloud = Cloud(state_dir, boot_seconds=boot_seconds, api_key=api_key, faults=faults,
                   account_created=account_created)
     httpd = make_server(cloud, host, port)
