@@ -148,6 +148,10 @@ class VastSim:
                 return rows
             params["after_token"] = r.json()["next_token"]
 
+    def seed(self, count: int, **spec: Any) -> list[int]:
+        """Seed ``count`` foreign instances (``status=``, ``label=``); their ids."""
+        return self.admin_post("/_sim/seed", {"count": count, **spec})["seeded"]
+
     def admin_get(self, path: str) -> Any:
         """GET an admin route (``/_sim/...``, the prefix may be left out); the JSON answer."""
         r = requests.get(self._admin_url(path), timeout=HTTP_TIMEOUT_S)
