@@ -18,6 +18,12 @@ Admin routes need no key and never fault:
 ``POST /_sim/instances/ID/kill`` ``{"status": "offline"|"exited", "status_msg": ...}``
 ``GET  /_sim/unexpected``        requests that matched no route
 ``GET  /_sim/requests``          the last requests: method, path, status, fault
+``POST /_sim/seed``              ``{"count": N, "status": ..., "label": ...}``: N foreign
+                                 instances (not ours, no sshd; vastsim/seed.py)
+``POST /_sim/outbid``            ``{"id": N}`` (or ``{}``: every running bid instance): a higher
+                                 bid takes the machine (vastsim/bids.py)
+``POST /_sim/busy``              ``{"machine_id": M}`` or ``{"offer_id": O}``, ``"busy":
+                                 true|false``: that machine's GPUs are (no longer) taken
 ===============================  =============================================================
 
 ``/_s3/instance_logs/NAME.log`` is the object store a logs ``result_url`` points into
@@ -338,6 +344,9 @@ class Api:
             ("GET", "/_sim/instances"): lambda: {"instances": self.cloud.internals()},
             ("GET", "/_sim/unexpected"): lambda: {"unexpected": list(self.cloud.unexpected)},
             ("GET", "/_sim/requests"): lambda: {"requests": list(self.cloud.requests)},
+            ("POST", "/_sim/seed"): lambda: {"seeded": self.cloud.seed(self._json(body))},
+            ("POST", "/_sim/outbid"): lambda: {"outbid": self.cloud.outbid(self._json(body))},
+            ("POST", "/_sim/busy"): lambda: self.cloud.set_busy(self._json(body)),
         }
         try:
             kill = re.fullmatch(r"/_sim/instances/(\d+)/kill", path)

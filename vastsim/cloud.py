@@ -29,6 +29,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from vastsim import bids, seed
 from vastsim.accounts import USER_ID, Account
 from vastsim.catalogue import Catalogue
 from vastsim.errors import ApiError, StateError
@@ -68,6 +69,7 @@ class Cloud:
         self.faults = FaultBook()
         self.instances: dict[int, Instance] = {}
         self.account = Account(account_created)
+        self.busy: set[int] = set()  # machine ids whose GPUs someone else holds (bids.py)
         self.next_instance_id = FIRST_INSTANCE_ID
         self.api_key = api_key or secrets.token_hex(32)
         self.unexpected: list[dict[str, Any]] = []
@@ -97,6 +99,7 @@ class Cloud:
             self.api_key = api_key or state["api_key"]
             self.next_instance_id = state["next_instance_id"]
             self.account.restore(state, account_created)
+            self.busy = set(state.get("busy_machines", []))
             self.unexpected = state.get("unexpected", [])
             self.instances = {i["id"]: Instance.from_state(i) for i in state["instances"]}
             self.catalogue.restore(state["catalogue"])
@@ -110,7 +113,7 @@ class Cloud:
             state = {
                 "version": STATE_VERSION, "api_key": self.api_key,
                 "next_instance_id": self.next_instance_id, **self.account.to_state(),
-                "unexpected": self.unexpected,
+                "unexpected": self.unexpected, "busy_machines": sorted(self.busy),
                 "instances": [i.to_state() for i in self.instances.values()],
                 "catalogue": self.catalogue.to_state(), "faults": self.faults.to_state(),
             }
@@ -303,6 +306,8 @@ class Cloud:
                     raise ApiError.vast(400, "invalid_args",
                                         f"Requested disk {spec['disk']:g} GB exceeds the "
                                         f"{offer['disk_space']:g} GB offer {offer_id} has.")
+                if offer.get("machine_id") in self.busy and bids.cancel_unavail(body):
+                    raise bids.busy_refusal(offer_id, offer.get("machine_id"))
             instance_id = self.next_instance_id
             offer = self.catalogue.rent(offer_id, instance_id)
             self.next_instance_id += 1
@@ -313,6 +318,9 @@ class Cloud:
                 keys=[k["public_key"] for k in self.account.live_keys()],
                 meter=Meter(0.0, 0.0), **spec)
             inst.meter = Meter(inst.gpu_rate_h, inst.storage_rate_h)
+            hold = bids.hold_at_rent(inst, machine_busy=offer.get("machine_id") in self.busy)
+            if hold is not None:
+                inst.phase, inst.status_msg = hold
             inst.stuck = self.faults.take("stuck_loading") is not None
             exited = self.faults.take("exited")
             inst.exit_msg = exited.status_msg if exited else None
@@ -331,6 +339,30 @@ class Cloud:
             self.save()
         self._wait_boot(instance_id)
         return {"success": True, "new_contract": instance_id, "instance_api_key": inst.api_key}
+
+    def seed(self, spec: Any) -> list[int]:
+        """Admin: foreign instances on free offers, ids in order (vastsim/seed.py)."""
+        count, status, label = seed.parse(spec)
+        now = time.time()
+        with self.lock:
+            offers = sorted(self.catalogue.free_offers(), key=lambda o: o["id"], reverse=True)
+            if len(offers) < count:
+                raise ApiError(400, {"error": f"only {len(offers)} free offers to seed on"})
+            made: list[int] = []
+            for n, offer in enumerate(offers):
+                if len(made) == count:
+                    break
+                if not self.catalogue.available(offer["id"]):
+                    continue  # shares GPUs with one seeded just now
+                instance_id = self.next_instance_id
+                self.next_instance_id += 1
+                taken = self.catalogue.rent(offer["id"], instance_id)
+                inst = seed.foreign(instance_id, offer["id"], taken, n, now, status, label)
+                self.instances[instance_id] = inst
+                self._bill(inst, now)
+                made.append(instance_id)
+            self.save()
+            return made
 
     # --- instances -----------------------------------------------------------------------------
 
@@ -373,6 +405,10 @@ class Cloud:
             inst = self._live(instance_id)
             self.advance(now)
             inst.intended = state
+            if state == "running" and inst.waiting:  # queued: it starts when it may
+                inst.status_msg = bids.waiting_msg(inst)
+                self.save()
+                return
             if state == "stopped":
                 if inst.phase == "offline":
                     self.save()
@@ -411,6 +447,63 @@ class Cloud:
                 self._advance(inst, time.time())
             self.save()
         self._wait_boot(instance_id)
+
+    def outbid(self, spec: Any) -> list[int]:
+        """Admin: a higher bid takes the machine of one (``{"id": N}``) or every bid instance."""
+        spec = spec if isinstance(spec, dict) else {}
+        now = time.time()
+        with self.lock:
+            self.advance(now)
+            if spec.get("id") is not None:
+                inst = self._live(int(spec["id"]))
+                if not bids.can_outbid(inst):
+                    raise ApiError(400, {"error": f"instance {inst.id} is not a bid instance "
+                                                  f"meant to run (is_bid {inst.price is not None}"
+                                                  f", {inst.phase}, waiting {inst.waiting})"})
+                targets = [inst]
+            else:
+                targets = [i for i in self.instances.values() if bids.can_outbid(i)]
+            for inst in targets:
+                inst.boot_gen += 1
+                inst.boot_state, inst.waiting = "none", bids.OUTBID
+                self._set_phase(inst, "stopped", now, bids.outbid_msg(inst.price or 0.0))
+            self.save()
+        for inst in targets:
+            self._host_op(inst.id, "stop")
+        return [i.id for i in targets]
+
+    def set_busy(self, spec: Any) -> dict[str, Any]:
+        """Admin: mark a machine's GPUs taken by someone else, or free again (bids.py)."""
+        spec = spec if isinstance(spec, dict) else {}
+        busy = spec.get("busy", True)
+        with self.lock:
+            machine = spec.get("machine_id")
+            if machine is None and spec.get("offer_id") is not None:
+                offer = self.catalogue.offer(int(spec["offer_id"]))
+                machine = offer.get("machine_id") if offer else None
+            if not isinstance(machine, int) or not isinstance(busy, bool):
+                raise ApiError(400, {"error": "want {\"machine_id\": M} or {\"offer_id\": O}"
+                                              ", and \"busy\": true|false"})
+            started = []
+            if busy:
+                self.busy.add(machine)
+            else:
+                self.busy.discard(machine)
+                now = time.time()
+                for inst in self.instances.values():
+                    if inst.waiting == bids.UNAVAILABLE and not inst.gone and \
+                            inst.offer.get("machine_id") == machine:
+                        inst.waiting = None
+                        if inst.intended == "running":  # the queued start happens now
+                            inst.boot_gen += 1
+                            inst.boot_state, inst.cycle_start = "none", now
+                            self._set_phase(inst, "scheduling", now, SCHEDULING_MSG)
+                            self._advance(inst, now)
+                            started.append(inst.id)
+            self.save()
+        for instance_id in started:
+            self._wait_boot(instance_id)
+        return {"busy_machines": sorted(self.busy), "started": started}
 
     def destroy(self, instance_id: int) -> None:
         """Stop sshd and every instance process, remove its files, stop billing."""
