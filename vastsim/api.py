@@ -69,6 +69,7 @@ ROUTES: list[Route] = [(m, re.compile(p + r"\Z"), name, auth) for m, p, name, au
     ("PUT", r"/api/v0/asks/(\d+)", "rent", "account"),
     ("GET", r"/api/v0/instances", "list_instances", "account"),
     ("GET", r"/api/v1/instances", "list_v1", "account"),
+    ("GET", r"/api/v0/instances/filters", "list_filters", "account"),
     ("GET", r"/api/v0/instances/(\d+)", "show", "instance"),
     ("PUT", r"/api/v0/instances/(\d+)", "manage", "instance"),
     ("DELETE", r"/api/v0/instances/(\d+)", "destroy", "instance"),
@@ -251,6 +252,11 @@ class Api:
     def list_v1(self, *, query: dict[str, list[str]], **_: Any) -> Answer:
         """The paged list (vastsim/listing.py has the args and the answer)."""
         return Answer(200, listing.page(self.cloud.list_instances(), query))
+
+    def list_filters(self, **_: Any) -> Answer:
+        """What ``show instances`` offers to filter on: the distinct combinations present."""
+        return Answer(200, {"success": True,
+                            "filters": listing.filter_values(self.cloud.list_instances())})
 
     def show(self, instance_id: int, *, owner: int | None, **_: Any) -> Answer:
         if owner is not None and owner != instance_id:

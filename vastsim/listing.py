@@ -15,6 +15,9 @@ Query args, each JSON text (what vastai 1.9.1 ``show instances`` sends):
   (keyset paging). Anything else: 400 ``invalid_token``.
 * ``select_cols``  ``["*"]`` (default) or column names; unknown columns come back null.
 
+``GET /api/v0/instances/filters/`` (which the CLI's ``show instances`` asks before the list)
+answers the distinct ``actual_status``/``verification``/``gpu_name`` combinations.
+
 The answer: ``{"success": true, "instances_found": <rows on this page>, "total_instances":
 <rows matching the filters>, "label_counts": {label or "": n} over those rows, "next_token":
 <text> or null on the last page, "instances": [...]}``. Which set ``total_instances`` and
@@ -184,3 +187,15 @@ def page(rows: list[dict[str, Any]], query: dict[str, list[str]]) -> dict[str, A
     shown = chunk if cols is None else [{c: r.get(c) for c in cols} for r in chunk]
     return {"success": True, "instances_found": len(shown), "total_instances": len(matching),
             "label_counts": dict(labels), "next_token": next_token, "instances": shown}
+
+
+FILTER_COLS = ("actual_status", "verification", "gpu_name")
+
+
+def filter_values(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``GET /api/v0/instances/filters/``: each distinct (status, verification, GPU) present.
+
+    The shape is read off vastai 1.9.1, which takes ``filters`` and each entry's three keys.
+    """
+    combos = sorted({tuple(str(r.get(c) or "") for c in FILTER_COLS) for r in rows})
+    return [dict(zip(FILTER_COLS, combo, strict=True)) for combo in combos]

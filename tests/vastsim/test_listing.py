@@ -144,3 +144,14 @@ def test_seeded_instances_survive_a_restart(vastsim: VastSim):
 def test_seed_refuses_bad_specs(vastsim: VastSim, spec):
     r = requests.post(vastsim.url + "/_sim/seed", json=spec, timeout=10)
     assert r.status_code == 400 and "error" in r.json()
+
+
+def test_filters_route_lists_the_combinations_present(vastsim: VastSim, api: Api):
+    vastsim.seed(2)
+    vastsim.seed(1, status="stopped")
+    r = api.call("GET", "/api/v0/instances/filters/")
+    assert r.status_code == 200 and r.json()["success"] is True
+    statuses = {f["actual_status"] for f in r.json()["filters"]}
+    assert statuses == {"running", "stopped"}
+    assert all(set(f) == {"actual_status", "verification", "gpu_name"} and f["gpu_name"]
+               for f in r.json()["filters"])
