@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from vastsim import bids, seed
 from vastsim.errors import ApiError
-from vastsim.instance import SCHEDULING_MSG, Instance
+from vastsim.instance import Instance
 
 if TYPE_CHECKING:
     from vastsim.catalogue import Catalogue
@@ -101,10 +101,7 @@ class Admin:
                             inst.offer.get("machine_id") == machine:
                         inst.waiting = None
                         if inst.intended == "running":  # the queued start happens now
-                            inst.boot_gen += 1
-                            inst.boot_state, inst.cycle_start = "none", now
-                            self._set_phase(inst, "scheduling", now, SCHEDULING_MSG)
-                            self._advance(inst, now)
+                            self._queue_start(inst, now)
                             started.append(inst.id)
             self.save()
         for instance_id in started:

@@ -74,6 +74,7 @@ ROUTES: list[Route] = [(m, re.compile(p + r"\Z"), name, auth) for m, p, name, au
     ("PUT", r"/api/v0/instances/(\d+)", "manage", "instance"),
     ("DELETE", r"/api/v0/instances/(\d+)", "destroy", "instance"),
     ("PUT", r"/api/v0/instances/reboot/(\d+)", "reboot", "account"),
+    ("PUT", r"/api/v0/instances/bid_price/(\d+)", "change_bid", "account"),
     ("PUT", r"/api/v0/instances/request_logs/(\d+)", "request_logs", "instance"),
     ("POST", r"/api/v0/instances/(\d+)/ssh", "attach", "account"),
     ("GET", r"/api/v0/ssh", "list_keys", "account"),
@@ -280,6 +281,11 @@ class Api:
     def destroy(self, instance_id: int, *, owner: int | None, **_: Any) -> Answer:
         self._own(owner, instance_id)
         self.cloud.destroy(instance_id)
+        return Answer(200, {"success": True})
+
+    def change_bid(self, instance_id: int, *, payload: Any, **_: Any) -> Answer:
+        price = payload.get("price") if isinstance(payload, dict) else None
+        self.cloud.change_bid(instance_id, price)
         return Answer(200, {"success": True})
 
     def reboot(self, instance_id: int, **_: Any) -> Answer:

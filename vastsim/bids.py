@@ -10,11 +10,18 @@ currently unavailable, state change queued.", unless the body says ``cancel_unav
 then the rent is refused. The server's default for a missing ``cancel_unavail`` is true for an
 on-demand rent and false for a bid (vast.ai's create-instance docs).
 
+``PUT /api/v0/instances/bid_price/{id}/`` ``{"client_id": "me", "price": P}`` changes the bid
+(400 "Please set a bid price >= 0.001.", 404 "Instance with that ID does not exist.", both from
+vast-api.md): at or over ``min_bid`` an outbid instance starts again; a running one whose new
+bid is under it is outbid at once. The GPU rate changes from that second on (ledger.py).
+
 Our choices where vast.ai documents no exact shape: the refusal is 410 ``no_such_ask`` (what a
 taken offer answers, so clients treat it as one) with a message naming the busy machine; the
 ``status_msg`` texts of an outbid instance are ours; ``cur_state`` reads ``stopped`` while an
-instance waits. ``Instance.waiting`` holds the reason (``outbid`` | ``unavailable``); a waiting
-instance never leaves its phase by itself.
+instance waits; changing the bid of an on-demand instance is a 400; a start (``PUT {"state":
+"running"}``) of a waiting instance answers ``{"success": true}`` and stays queued.
+``Instance.waiting`` holds the reason (``outbid`` | ``unavailable``); a waiting instance never
+leaves its phase by itself.
 """
 
 from __future__ import annotations

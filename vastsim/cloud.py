@@ -394,10 +394,7 @@ class Cloud(Admin):
                 inst.boot_state = "none"
                 self._set_phase(inst, "stopped", now, "")
             elif inst.phase in ("stopped", "exited"):
-                inst.boot_gen += 1
-                inst.boot_state, inst.cycle_start = "none", now
-                self._set_phase(inst, "scheduling", now, SCHEDULING_MSG)
-                self._advance(inst, now)
+                self._queue_start(inst, now)
             self.save()
         if state == "stopped":
             self._host_op(instance_id, "stop")
@@ -424,6 +421,41 @@ class Cloud(Admin):
                 self._advance(inst, time.time())
             self.save()
         self._wait_boot(instance_id)
+
+    def change_bid(self, instance_id: int, price: Any) -> None:
+        """``PUT /instances/bid_price/{id}/``: a new bid; at or over min_bid an outbid one resumes.
+
+        A running one whose new bid is under min_bid is outbid at once (vastsim/bids.py).
+        """
+        price = bids.check_bid(price)
+        now = time.time()
+        with self.lock:
+            self.advance(now)
+            inst = self.instances.get(instance_id)
+            if inst is None or inst.gone:
+                raise ApiError.vast(404, "no_such_instance",
+                                    "Instance with that ID does not exist.")
+            if inst.price is None:
+                raise ApiError.vast(400, "invalid_args", f"Instance {instance_id} is not an "
+                                    "interruptible (bid) instance.")
+            inst.price = price
+            inst.meter.reprice(now, price)
+            high_enough = price >= bids.min_bid(inst.offer)
+            if inst.waiting == bids.OUTBID and high_enough:
+                inst.waiting = None
+                if inst.intended == "running":
+                    self._queue_start(inst, now)
+            self.save()
+        if not high_enough and bids.can_outbid(inst):
+            self.outbid({"id": instance_id})
+        self._wait_boot(instance_id)
+
+    def _queue_start(self, inst: Instance, now: float) -> None:
+        """Start (again) from scheduling: a start, a freed machine, a bid high enough."""
+        inst.boot_gen += 1
+        inst.boot_state, inst.cycle_start = "none", now
+        self._set_phase(inst, "scheduling", now, SCHEDULING_MSG)
+        self._advance(inst, now)
 
     def destroy(self, instance_id: int) -> None:
         """Stop sshd and every instance process, remove its files, stop billing."""

@@ -144,3 +144,55 @@ def test_busy_refuses_bad_specs(vastsim: VastSim):
     for spec in ({}, {"machine_id": "7"}, {"machine_id": 7, "busy": "yes"}):
         r = requests.post(vastsim.url + "/_sim/busy", json=spec, timeout=10)
         assert r.status_code == 400, spec
+
+
+def _bid(api: Api, instance_id: int, price: object) -> requests.Response:
+    return api.call("PUT", f"/api/v0/instances/bid_price/{instance_id}/",
+                    {"client_id": "me", "price": price})
+
+
+@pytest.mark.sshd
+def test_raising_the_bid_resumes_an_outbid_instance(vastsim: VastSim, api: Api):
+    offer = _offer(api)
+    instance_id = api.rent(offer["id"], price=offer["min_bid"])
+    vastsim.admin_post("/_sim/outbid", {"id": instance_id})
+    higher = round(offer["min_bid"] + 0.25, 4)
+    assert _bid(api, instance_id, higher).json() == {"success": True}
+    inst = api.wait_status(instance_id, "running")
+    assert inst["dph_base"] == higher and not is_outbid(inst) and inst["ports"]
+    assert _billing(vastsim, instance_id) == (True, True)
+    row = next(r for r in vastsim.ledger()["instances"] if r["id"] == instance_id)
+    assert row["gpu_rate_per_hour"] == higher
+
+
+@pytest.mark.sshd
+def test_raising_a_bid_under_min_bid_lets_it_start(api: Api):
+    offer = _offer(api)
+    instance_id = api.rent(offer["id"], price=offer["min_bid"] / 2)
+    assert _bid(api, instance_id, offer["min_bid"] / 1.5).status_code == 200  # still under
+    time.sleep(STILL_S)
+    assert api.show(instance_id)["actual_status"] == "scheduling"
+    assert _bid(api, instance_id, offer["min_bid"]).status_code == 200
+    assert api.wait_status(instance_id, "running")["intended_status"] == "running"
+
+
+@pytest.mark.sshd
+def test_lowering_a_running_bid_under_min_bid_is_outbid(vastsim: VastSim, api: Api):
+    offer = _offer(api)
+    instance_id = api.rent(offer["id"], price=offer["min_bid"])
+    assert _bid(api, instance_id, offer["min_bid"] / 2).status_code == 200
+    inst = api.show(instance_id)
+    assert is_outbid(inst) and not _alive(vastsim, instance_id)
+
+
+@pytest.mark.sshd
+def test_change_bid_errors(api: Api):
+    on_demand = api.rent()
+    r = _bid(api, on_demand, 0.5)
+    assert r.status_code == 400 and "not an interruptible" in r.json()["msg"]
+    bid = api.rent(price=1.0)
+    for bad in (0, 0.0001, "1", None, True):
+        r = _bid(api, bid, bad)
+        assert r.status_code == 400 and r.json()["msg"] == "Please set a bid price >= 0.001."
+    r = _bid(api, 99, 0.5)
+    assert r.status_code == 404 and r.json()["msg"] == "Instance with that ID does not exist."
