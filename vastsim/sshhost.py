@@ -30,6 +30,11 @@ Files under ``root``: ``app/``, ``work/``, ``onstart.log``, and ``ssh/`` with th
 once, kept across boots), ``authorized_keys``, ``sshd_config`` (0600: it holds the session
 environment, kept off the command line where ``ps`` shows it), ``sshd.log``, ``sshd.pid`` and
 ``leader`` (pids of a running boot, so a restarted vastsim can still kill it).
+
+The sshd is /usr/sbin/sshd, or the absolute path in ``$VASTSIM_SSHD`` (tests use it for an
+sshd that fails). ``check_tools`` runs before vastsim serves: without sshd or ssh-keygen it
+refuses, naming the Debian package, rather than renting instances that can never boot. As root
+an sshd under /tmp, /app or /work is refused too: the instance's own binds hide it there.
 """
 
 from __future__ import annotations
