@@ -66,6 +66,7 @@ ROUTES: list[Route] = [(m, re.compile(p + r"\Z"), name, auth) for m, p, name, au
     ("POST", r"/api/v0/bundles", "search_post", "any"),
     ("GET", r"/api/v0/bundles", "search_get", "any"),
     ("PUT", r"/api/v0/search/asks", "search_asks", "any"),
+    ("GET", r"/api/v0/gpu_names/unique", "gpu_names", "any"),
     ("PUT", r"/api/v0/asks/(\d+)", "rent", "account"),
     ("GET", r"/api/v0/instances", "list_instances", "account"),
     ("GET", r"/api/v1/instances", "list_v1", "account"),
@@ -237,6 +238,12 @@ class Api:
             raise ApiError.vast(400, "invalid_args",
                                 "Invalid args: expected {\"select_cols\": [...], \"q\": {...}}")
         return Answer(200, {"success": True, "offers": self.cloud.search(payload["q"])})
+
+    def gpu_names(self, **_: Any) -> Answer:
+        """Every GPU model of the catalogue; vastai 1.9.1 asks it (no key) on every run."""
+        with self.cloud.lock:
+            names = self.cloud.catalogue.gpu_names()
+        return Answer(200, {"gpu_names": names})
 
     # --- instances -----------------------------------------------------------------------------
 

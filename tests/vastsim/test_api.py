@@ -80,6 +80,13 @@ def test_users_current_and_its_extra_params_rule(api: Api):
     assert extra.status_code == 400 and "owner: Extra inputs are not permitted" in extra.text
 
 
+def test_gpu_names_without_a_key(api: Api):
+    r = api.call("GET", "/api/v0/gpu_names/unique/", key="")
+    names = r.json()["gpu_names"]
+    assert r.status_code == 200 and "RTX 4090" in names and names == sorted(set(names))
+    assert {o["gpu_name"] for o in api.search({"limit": 1000})} <= set(names)
+
+
 def test_unknown_routes_are_404_and_recorded(vastsim, api: Api):
     assert api.call("GET", "/api/v0/nothing/here/").status_code == 404
     assert api.call("PATCH", "/api/v0/instances/1/").status_code == 404
