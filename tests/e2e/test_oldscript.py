@@ -67,7 +67,8 @@ def test_the_one_liners_from_your_project_directory(old_habits: Inv, app: Path,
 
     pulled = inv.make("vast-pull", f"ID={iid}", "JOB=later").stdout
     assert f"stack 'job-kj' holds instance {iid}" in pulled
-    assert (inv.project / "work_remote" / "later" / "out" / "first.txt").read_text() == "first\n"
+    pulled_file = inv.project / "work_remote" / "later" / "work" / "out" / "first.txt"
+    assert pulled_file.read_text() == "first\n"
     latest = inv.make("vast-pull", f"ID={iid}").stdout  # no JOB=: the job of the run
     assert "job kj (the stack's latest job)" in latest
 
