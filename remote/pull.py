@@ -17,33 +17,32 @@ The bytes come through the system `ssh` client when there is one, with the host 
 the known_hosts file Connection keeps; it is started before the listing so its login overlaps
 it. paramiko moves every packet through Python and measured about half as fast (bench/
 pull_bench.py), so it is the fallback: if the ssh client cannot connect, the same stream comes
-over the Connection. The stream is unpacked by TarReader below rather than tarfile's stream
-mode, whose extra copies made unpacking about 1.7 times slower (measured on a 256 MiB file).
+over the Connection (remote/tarsource.py). The stream is unpacked by remote/tarstream.py's
+TarReader rather than tarfile's stream mode, whose extra copies made unpacking about 1.7 times
+slower (measured on a 256 MiB file).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import posixpath
-import queue
 import shlex
 import shutil
-import subprocess
 import sys
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, TextIO
+from typing import TextIO
 
 from remote import openssh
 from remote.errors import PullError, SshError, UnsafePathError
 from remote.progress import Progress
-from remote.ssh import Connection, Target, ssh_errors
+from remote.ssh import Connection, ssh_errors
+from remote.tarsource import ParamikoSource, Source, SshSource, collect
+from remote.tarstream import TarReader
 
 SSH_FAILED = 255  # OpenSSH's exit code for its own failures (connect, auth, host key)
 CHUNK = 1 << 20
@@ -51,11 +50,6 @@ TAIL_LINES = 10
 TAR_DONE = (0, 1, 2)
 """GNU tar: 0 fine, 1 a file changed while read, 2 some file failed (vanished, unreadable) but
 the archive was finished; anything else (ssh's 255, paramiko's -1 for no status) broke off."""
-STOP_WAIT_S = 2.0
-F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-PIPE_BYTES = 1 << 20
-THREADED_MIN = 8 * CHUNK
-BUFFERS = 4
 
 
 @dataclass(frozen=True)
@@ -129,10 +123,10 @@ class _Pull:
 
     def run(self, via: str) -> PullResult:
         start = time.monotonic()
-        early: _Source | None = None
+        early: Source | None = None
         if via == "ssh" or (via == "auto" and shutil.which(openssh.SSH_PROGRAM) is not None):
             self.conn.open()  # pins the host key before the ssh client reads known_hosts
-            early = _SshSource(self.conn.target, tar_command(self.remote_dir))
+            early = SshSource(self.conn.target, tar_command(self.remote_dir))
         try:
             wanted, links = self.plan()
             if wanted:
@@ -197,7 +191,7 @@ class _Pull:
                     self.same_links.append(entry.rel)
         return wanted, links
 
-    def fetch_all(self, wanted: dict[str, Entry], via: str, early: _Source | None) -> None:
+    def fetch_all(self, wanted: dict[str, Entry], via: str, early: Source | None) -> None:
         """Through the ssh client started early, if any; through paramiko if that fails."""
         total = sum(e.size for e in wanted.values())
         progress = Progress("pull", len(wanted), total, self.log, tty=self.tty)
@@ -213,13 +207,13 @@ class _Pull:
                     self.log.write(f"note: pull: system ssh failed ({exc}); using paramiko\n")
             self.result.via = "paramiko"
             rest = {r: e for r, e in wanted.items() if r not in self.sent}
-            source = _ParamikoSource(self.conn, tar_command(self.remote_dir))
+            source = ParamikoSource(self.conn, tar_command(self.remote_dir))
             self.fetch(rest, progress, source, ssh=False)
         finally:
             progress.finish()
 
     def fetch(
-        self, wanted: dict[str, Entry], progress: Progress, source: _Source, *, ssh: bool,
+        self, wanted: dict[str, Entry], progress: Progress, source: Source, *, ssh: bool,
     ) -> None:
         """One tar stream for `wanted`; each member checked, then written into place."""
         source.send(b"".join(os.fsencode("./" + rel) + b"\0" for rel in wanted))
@@ -427,319 +421,6 @@ def check_member(member: tarfile.TarInfo, wanted: Mapping[str, Entry]) -> str:
     return rel
 
 
-BLOCK = 512
-NUL_BLOCK = bytes(BLOCK)
-NAME_ENCODING = "utf-8"
-
-
-class TarReader:
-    """A streaming tar reader that copies file data with readinto, without tarfile's stream
-    layers (which copy every chunk several times).
-
-    Headers are still parsed by tarfile.TarInfo.frombuf (ustar and GNU, base-256 sizes); GNU
-    long names and pax path/linkpath/size/mtime records are applied; a stream that ends
-    without the end-of-archive blocks is an error (cut short). Iterate for members; read a
-    regular member's data with copy_to(), or let the next iteration skip it.
-    """
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self.stream = stream
-        self._left = 0  # data bytes of the current member not read yet
-        self._pad = 0
-        self._buffer = bytearray(CHUNK)
-
-    def __iter__(self) -> Iterator[tarfile.TarInfo]:
-        long_name: str | None = None
-        long_link: str | None = None
-        pax: dict[str, str] = {}
-        while True:
-            self._skip()
-            block = self._read(BLOCK, at_header=True)
-            if block == NUL_BLOCK:
-                return
-            info = tarfile.TarInfo.frombuf(block, NAME_ENCODING, "surrogateescape")
-            if info.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK):
-                text = self._extended(info.size).split(b"\0", 1)[0]
-                name = text.decode(NAME_ENCODING, "surrogateescape")
-                if info.type == tarfile.GNUTYPE_LONGNAME:
-                    long_name = name
-                else:
-                    long_link = name
-                continue
-            if info.type in (tarfile.XHDTYPE, tarfile.SOLARIS_XHDTYPE):
-                pax.update(_pax_records(self._extended(info.size)))
-                continue
-            if info.type == tarfile.XGLTYPE:  # global pax defaults: nothing we use
-                self._extended(info.size)
-                continue
-            _apply(info, long_name, long_link, pax)
-            long_name = long_link = None
-            pax = {}
-            has_data = info.isreg() or info.type not in tarfile.SUPPORTED_TYPES
-            self._left = info.size if has_data else 0
-            self._pad = -self._left % BLOCK
-            yield info
-
-    def copy_to(self, write: Callable[[memoryview], object],
-                advance: Callable[[int], object]) -> int:
-        """The current member's data, chunk by chunk, to `write`; the number of bytes. A big
-        member is written from a second thread, so reading the pipe and writing the disk
-        overlap (measured 10-15% faster on a 1 GiB file)."""
-        if self._left >= THREADED_MIN:
-            return self._copy_threaded(write, advance)
-        view = memoryview(self._buffer)
-        copied = 0
-        while self._left:
-            n = self._read_into(view[: min(self._left, CHUNK)])
-            write(view[:n])
-            advance(n)
-            self._left -= n
-            copied += n
-        return copied
-
-    def _copy_threaded(self, write: Callable[[memoryview], object],
-                       advance: Callable[[int], object]) -> int:
-        full: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
-        free: queue.Queue[bytearray] = queue.Queue()
-        for _ in range(BUFFERS):
-            free.put(bytearray(CHUNK))
-        failed: list[BaseException] = []
-
-        def writer() -> None:
-            while (item := full.get()) is not None:
-                buf, n = item
-                if not failed:  # after a failure, only hand the buffers back
-                    try:
-                        write(memoryview(buf)[:n])
-                    except BaseException as exc:  # re-raised in the reading thread
-                        failed.append(exc)
-                free.put(buf)
-
-        thread = threading.Thread(target=writer, daemon=True)
-        thread.start()
-        copied = 0
-        try:
-            while self._left and not failed:
-                buf = free.get()
-                n = self._read_into(memoryview(buf)[: min(self._left, CHUNK)])
-                full.put((buf, n))
-                advance(n)
-                self._left -= n
-                copied += n
-        finally:
-            full.put(None)
-            thread.join()
-        if failed:
-            raise failed[0]
-        return copied
-
-    def _read_into(self, view: memoryview) -> int:
-        readinto = getattr(self.stream, "readinto", None)
-        if readinto is not None:
-            n = readinto(view)
-        else:
-            data = self.stream.read(len(view))
-            n = len(data)
-            view[:n] = data
-        if not n:
-            raise tarfile.ReadError(f"unexpected end of data, {self._left} bytes short")
-        return n
-
-    def _extended(self, size: int) -> bytes:
-        if size > 1 << 20:
-            raise tarfile.ReadError(f"extended header of {size} bytes")
-        return self._read(size + (-size % BLOCK))[:size]
-
-    def _skip(self) -> None:
-        todo, self._left, self._pad = self._left + self._pad, 0, 0
-        while todo:
-            todo -= len(self._read(min(todo, CHUNK)))
-
-    def _read(self, size: int, *, at_header: bool = False) -> bytes:
-        parts, got = [], 0
-        while got < size:
-            chunk = self.stream.read(size - got)
-            if not chunk:
-                where = "before the end-of-archive marker" if at_header and not got else (
-                    f"{got} of {size} bytes into a block")
-                raise tarfile.ReadError(f"the stream ended {where} (cut short?)")
-            parts.append(chunk)
-            got += len(chunk)
-        return b"".join(parts)
-
-
-def _pax_records(data: bytes) -> dict[str, str]:
-    """`LEN key=value\\n` records (POSIX pax extended header)."""
-    records = {}
-    pos = 0
-    while pos < len(data) and data[pos] != 0:
-        space = data.find(b" ", pos)
-        try:
-            length = int(data[pos:space])
-        except ValueError:
-            raise tarfile.ReadError("bad pax header") from None
-        record = data[space + 1 : pos + length]
-        if length <= 0 or space < 0 or not record.endswith(b"\n") or b"=" not in record:
-            raise tarfile.ReadError("bad pax header")
-        key, _, value = record[:-1].partition(b"=")
-        records[key.decode(NAME_ENCODING, "replace")] = value.decode(NAME_ENCODING,
-                                                                    "surrogateescape")
-        pos += length
-    return records
-
-
-def _apply(info: tarfile.TarInfo, long_name: str | None, long_link: str | None,
-           pax: Mapping[str, str]) -> None:
-    if long_name is not None:
-        info.name = long_name
-    if long_link is not None:
-        info.linkname = long_link
-    try:
-        if "path" in pax:
-            info.name = pax["path"]
-        if "linkpath" in pax:
-            info.linkname = pax["linkpath"]
-        if "size" in pax:
-            info.size = int(pax["size"])
-        if "mtime" in pax:
-            info.mtime = float(pax["mtime"])
-    except ValueError:
-        raise tarfile.ReadError("bad pax size or mtime") from None
-    if info.size < 0:
-        raise tarfile.ReadError("negative size")
-
-
-class _Source:
-    """A `tar -c` on the instance that reads its names on stdin: started first (its login can
-    overlap the listing), send() the names, read .stdout, then finish() or stop()."""
-
-    stdout: BinaryIO
-
-    def __init__(self, read_stderr: Callable[[int], bytes]) -> None:
-        self._err = bytearray()
-        self._threads = [threading.Thread(target=_collect, args=(read_stderr, self._err),
-                                          daemon=True)]
-        self._threads[0].start()
-
-    def send(self, names: bytes) -> None:
-        """Feed the names from a thread: tar writes while it still reads them."""
-        feeder = threading.Thread(target=_feed, args=(self._write, self._close_stdin, names),
-                                  daemon=True)
-        self._threads.append(feeder)
-        feeder.start()
-
-    def finish(self) -> tuple[int, str]:
-        """Read to the end (so tar is not stopped by a closed pipe); exit code and stderr."""
-        while self.stdout.read(CHUNK):
-            pass
-        code = self._wait(None)
-        self._join(None)
-        return code, self._err.decode(errors="replace")
-
-    def stop(self, wait_s: float = STOP_WAIT_S) -> tuple[int, str]:
-        """Give up on the stream: the exit code if it ends within wait_s, else -1; stderr."""
-        code = self._wait(wait_s)
-        self._join(STOP_WAIT_S)
-        return code, self._err.decode(errors="replace")
-
-    def _join(self, timeout: float | None) -> None:
-        for thread in self._threads:
-            thread.join(timeout)
-
-    def _write(self, data: bytes) -> None:
-        raise NotImplementedError
-
-    def _close_stdin(self) -> None:
-        raise NotImplementedError
-
-    def _wait(self, timeout: float | None) -> int:
-        """The exit code; after `timeout` seconds, end it and return -1."""
-        raise NotImplementedError
-
-
-class _SshSource(_Source):
-    """Through the system ssh client, the host key pinned to Connection's known_hosts."""
-
-    def __init__(self, target: Target, command: str) -> None:
-        self.proc = subprocess.Popen(openssh.ssh_argv(target, command), stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert self.proc.stdin and self.proc.stdout and self.proc.stderr
-        _widen_pipe(self.proc.stdout)
-        self.stdout = self.proc.stdout
-        self._stdin = self.proc.stdin
-        super().__init__(self.proc.stderr.read)
-
-    def _write(self, data: bytes) -> None:
-        self._stdin.write(data)
-
-    def _close_stdin(self) -> None:
-        self._stdin.close()
-
-    def _wait(self, timeout: float | None) -> int:
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return -1
-
-
-class _ParamikoSource(_Source):
-    """Over the Connection's own transport."""
-
-    def __init__(self, conn: Connection, command: str) -> None:
-        self.target = conn.target
-        _server_rekeys(conn)
-        self.channel = conn.open_channel(command)
-        self.stdout = self.channel.makefile("rb", CHUNK)
-        super().__init__(self.channel.recv_stderr)
-
-    def _write(self, data: bytes) -> None:
-        with ssh_errors(self.target.host, self.target.port):
-            self.channel.sendall(data)
-
-    def _close_stdin(self) -> None:
-        self.channel.shutdown_write()
-
-    def _wait(self, timeout: float | None) -> int:
-        ended = self.channel.status_event.wait(timeout)
-        code = self.channel.exit_status if ended else -1
-        self.channel.close()
-        return code
-
-
-def _server_rekeys(conn: Connection) -> None:
-    """Leave rekeying to sshd (its RekeyLimit, 1-4 GB for AES) on this connection: paramiko's
-    own rekey after 512 MiB received can stall a busy session channel until it fails with
-    "Key-exchange timed out waiting for key negotiation" (paramiko#822, open; seen here on a
-    1 GiB pull). The server-initiated rekey works; raising the client's limit is the workaround
-    given in that issue."""
-    packetizer = conn.transport.packetizer
-    packetizer.REKEY_BYTES = packetizer.REKEY_PACKETS = 1 << 62
-
-
-def _widen_pipe(pipe: BinaryIO) -> None:
-    """A 1 MiB pipe instead of 64 KiB: fewer wakeups between ssh and us (Linux only)."""
-    with contextlib.suppress(OSError):  # not Linux, or over pipe-max-size: 64 KiB works too
-        fcntl.fcntl(pipe.fileno(), F_SETPIPE_SZ, PIPE_BYTES)
-
-
-def _feed(write: Callable[[bytes], object], close: Callable[[], object], data: bytes) -> None:
-    try:
-        write(data)
-        close()
-    except (OSError, SshError):
-        pass  # the reader side reports the broken stream
-
-
-def _collect(read: Callable[[int], bytes], into: bytearray) -> None:
-    try:
-        while chunk := read(65536):
-            into.extend(chunk)
-    except OSError:
-        pass
-
-
 class _SshClientFailed(Exception):
     """The system ssh client could not get the stream going: use paramiko instead."""
 
@@ -781,7 +462,7 @@ def _capture(conn: Connection, command: str) -> tuple[int, bytes, bytes]:
         channel = conn.open_channel(command)
         channel.shutdown_write()
         err = bytearray()
-        reader = threading.Thread(target=_collect, args=(channel.recv_stderr, err), daemon=True)
+        reader = threading.Thread(target=collect, args=(channel.recv_stderr, err), daemon=True)
         reader.start()
         out = bytearray()
         while chunk := channel.recv(CHUNK):

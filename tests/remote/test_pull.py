@@ -11,10 +11,10 @@ import pytest
 
 import remote.openssh
 import remote.pull
+import remote.tarstream
 from remote.errors import PullError, UnsafePathError
 from remote.pull import (
     Entry,
-    TarReader,
     check_link,
     check_member,
     check_sizes,
@@ -22,6 +22,7 @@ from remote.pull import (
     safe_relpath,
 )
 from remote.ssh import Connection, Target
+from remote.tarstream import TarReader
 
 TREE = r"""
 set -e
@@ -174,7 +175,7 @@ def test_tar_reader_refuses_a_stream_cut_at_a_member_boundary() -> None:
 
 def test_tar_reader_big_member_through_the_writer_thread() -> None:
     data = os.urandom(1 << 16) * 150  # 9.4 MiB: over THREADED_MIN
-    assert len(data) >= remote.pull.THREADED_MIN
+    assert len(data) >= remote.tarstream.THREADED_MIN
     archive = make_tar(tarfile.GNU_FORMAT, {"big": data})
     reader = TarReader(io.BytesIO(archive))
     out = bytearray()
