@@ -7,11 +7,16 @@ listing and every tar member are checked (relative, no `..`, only regular files 
 landing inside local_dir even through local symlinks).
 
 Refusal means skip and warn, not fail: one hostile or odd entry should not cost the other
-results of a paid run. Each refusal is printed and kept in PullResult.refused; a caller that
-wants a hard stop checks it. Symlinks are kept as links when their target stays inside the
-tree (relative, not climbing out), otherwise refused. Local files are never deleted: files gone
-from the instance stay, and a local entry of another kind in the way (a link where the instance
-has a file, say) is left alone and reported.
+results of a paid run. That holds for every kind: an unsafe path, a listing record that does
+not parse, a name this side cannot make (too long, too deep, no permission). Each refusal is
+printed as it happens and kept in PullResult.refused, and the pull ends with one list of what
+was skipped and why; a caller that wants a hard stop checks it. Only a local error that is not
+about one path (disk full, read-only, I/O error) stops the pull.
+
+Symlinks are kept as links when their target stays inside the tree (relative, not climbing
+out), otherwise refused. Local files are never deleted: files gone from the instance stay, and
+a local entry of another kind in the way (a link where the instance has a file, say) is left
+alone and reported.
 
 The bytes come through the system `ssh` client when there is one, with the host key pinned to
 the known_hosts file Connection keeps; it is started before the listing so its login overlaps
@@ -24,6 +29,8 @@ slower (measured on a 256 MiB file).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import posixpath
 import shlex
@@ -32,7 +39,7 @@ import sys
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TextIO
@@ -44,6 +51,11 @@ from remote.ssh import Connection, ssh_errors
 from remote.tarsource import ParamikoSource, Source, SshSource, collect
 from remote.tarstream import TarReader
 
+MAX_MTIME = float(1 << 40)
+"""Seconds either side of 1970 a file time may be (35,000 years); beyond, utime overflows."""
+FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
+"""Local errors that stop the pull: not about one path, so every other file would fail too."""
+VANISHED = "listed but not sent: deleted or unreadable on the instance meanwhile?"
 SSH_FAILED = 255  # OpenSSH's exit code for its own failures (connect, auth, host key)
 CHUNK = 1 << 20
 TAIL_LINES = 10
@@ -74,7 +86,8 @@ class PullResult:
     links: list[str] = field(default_factory=list)
     """Symlinks made or updated."""
     refused: list[tuple[str, str]] = field(default_factory=list)
-    """(path, reason) for everything skipped for safety or because a local entry is in the way."""
+    """(path, reason) for everything skipped: unsafe, unreadable in the listing, a local entry
+    in the way, or a name this side cannot make."""
     vanished: list[str] = field(default_factory=list)
     """Listed but not in the stream: deleted or unreadable on the instance meanwhile."""
     changed: list[str] = field(default_factory=list)
@@ -128,19 +141,31 @@ class _Pull:
             self.conn.open()  # pins the host key before the ssh client reads known_hosts
             early = SshSource(self.conn.target, tar_command(self.remote_dir))
         try:
-            wanted, links = self.plan()
-            if wanted:
-                source, early = early, None
-                self.fetch_all(wanted, via, source)
-                problems = check_sizes(self.root, self.sent)
-                if problems:
-                    raise self.error("size check failed: " + "; ".join(problems))
+            try:
+                wanted, links = self.plan()
+                if wanted:
+                    source, early = early, None
+                    self.fetch_all(wanted, via, source)
+                    problems = check_sizes(self.root, self.sent)
+                    if problems:
+                        raise self.error("size check failed: " + "; ".join(problems))
+            finally:
+                if early is not None:  # nothing to fetch, or the listing failed
+                    early.stop(0)
+            self.make_links(links)
         finally:
-            if early is not None:  # nothing to fetch, or the listing failed
-                early.stop(0)
-        self.make_links(links)
+            self.say_skipped()
         self.result.seconds = time.monotonic() - start
         return self.result
+
+    def say_skipped(self) -> None:
+        """The pull's last word: every path skipped and why, in one list (each was also
+        warned about as it happened)."""
+        skipped = [*self.result.refused, *((rel, VANISHED) for rel in self.result.vanished)]
+        if skipped:
+            self.log.write(f"pull: skipped {len(skipped)} path(s):\n"
+                           + "".join(f"  {path}: {why}\n" for path, why in skipped))
+            self.log.flush()
 
     def make_links(self, links: list[Entry]) -> None:
         """Make the links, then check where each leads now: a chain of links can leave the
@@ -149,7 +174,8 @@ class _Pull:
         made = []
         for entry in links:
             try:
-                _make_link(self.root, entry)
+                with refusing(entry.rel):
+                    _make_link(self.root, entry)
                 made.append(entry.rel)
             except UnsafePathError as exc:
                 self.refuse(exc.path, exc.reason)
@@ -175,9 +201,13 @@ class _Pull:
         """Files to fetch and links to make; directories are made here, refusals reported."""
         wanted: dict[str, Entry] = {}
         links: list[Entry] = []
-        for entry in list_remote(self.conn, self.remote_dir, warn=self.warn):
+        entries, bad = list_remote(self.conn, self.remote_dir, warn=self.warn)
+        for record, reason in bad:
+            self.refuse(record, reason)
+        for entry in entries:
             try:
-                action = plan_entry(self.root, entry)
+                with refusing(entry.rel):
+                    action = plan_entry(self.root, entry)
             except UnsafePathError as exc:
                 self.refuse(exc.path, exc.reason)
                 continue
@@ -265,15 +295,11 @@ class _Pull:
 
 def list_remote(
     conn: Connection, remote_dir: str, *, warn: Callable[[str], None] = lambda _t: None,
-) -> list[Entry]:
+) -> tuple[list[Entry], list[tuple[str, str]]]:
     """Every path under remote_dir, with type, size, mtime, mode and link target (`cd` first,
-    so a remote_dir that is itself a symlink is followed, as tar -C follows it)."""
-    quoted = shlex.quote(remote_dir)
-    command = (
-        f"cd {quoted} 2>/dev/null || {{ echo 'no such directory' >&2; exit 66; }}; "
-        "find . -mindepth 1 -printf '%y %s %T@ %m %P\\0%l\\0'"
-    )
-    code, out, err = _capture(conn, command)
+    so a remote_dir that is itself a symlink is followed, as tar -C follows it); and the
+    records that could not be read (parse_listing)."""
+    code, out, err = _capture(conn, list_command(remote_dir))
     t = conn.target
     if code == 66:
         raise PullError(t.host, t.port, remote_dir, "no such directory on the instance")
@@ -286,16 +312,37 @@ def list_remote(
     return parse_listing(out)
 
 
-def parse_listing(data: bytes) -> list[Entry]:
-    """find's `%y %s %T@ %m %P\\0%l\\0` records; names decoded as the OS decodes file names."""
+def list_command(remote_dir: str) -> str:
+    """find's records, NUL-separated; exit 66 when remote_dir is missing."""
+    return (f"cd {shlex.quote(remote_dir)} 2>/dev/null || "
+            "{ echo 'no such directory' >&2; exit 66; }; "
+            "find . -mindepth 1 -printf '%y %s %T@ %m %P\\0%l\\0'")
+
+
+def parse_listing(data: bytes) -> tuple[list[Entry], list[tuple[str, str]]]:
+    """find's `%y %s %T@ %m %P\\0%l\\0` records (names decoded as the OS decodes file names),
+    and (record, reason) for each record that does not read as one: skipped, never fatal."""
     fields = data.split(b"\0")
-    entries = []
+    entries, bad = [], []
     for i in range(0, len(fields) - 1, 2):
         head, link = fields[i], fields[i + 1]
-        kind, size, mtime, mode, rel = head.split(b" ", 4)
-        entries.append(Entry(os.fsdecode(rel), kind.decode(), int(size), float(mtime),
-                             int(mode, 8), os.fsdecode(link)))
-    return entries
+        try:
+            entries.append(_entry(head, link))
+        except ValueError as exc:
+            bad.append((repr(head[:200]), f"unreadable listing record ({exc})"))
+    return entries, bad
+
+
+def _entry(head: bytes, link: bytes) -> Entry:
+    parts = head.split(b" ", 4)
+    if len(parts) != 5 or len(parts[0]) != 1 or not parts[0].isalpha():
+        raise ValueError("not `type size mtime mode name`")
+    kind, size, mtime, mode, rel = parts
+    entry = Entry(os.fsdecode(rel), kind.decode(), int(size), float(mtime), int(mode, 8),
+                  os.fsdecode(link))
+    if entry.size < 0 or not abs(entry.mtime) < MAX_MTIME:  # also NaN
+        raise ValueError(f"size {entry.size} or mtime {entry.mtime} out of range")
+    return entry
 
 
 def safe_relpath(name: str) -> str:
@@ -311,6 +358,18 @@ def safe_relpath(name: str) -> str:
     if not parts:
         raise UnsafePathError(name, "names the target directory itself")
     return "/".join(parts)
+
+
+@contextlib.contextmanager
+def refusing(rel: str) -> Iterator[None]:
+    """A local error about this one path (name too long, permission, a loop) refuses the path:
+    skip and warn. A full or read-only disk stops the pull (FATAL_ERRNOS)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in FATAL_ERRNOS:
+            raise
+        raise UnsafePathError(rel, f"cannot be written here: {exc.strerror or exc}") from exc
 
 
 def check_link(rel: str, target: str) -> None:
@@ -377,7 +436,7 @@ def _make_link(root: Path, entry: Entry) -> None:
     _mkdirs(root, dest.parent, rel)
     if dest.exists() and not dest.is_symlink():
         raise UnsafePathError(rel, "a local file is in the way of a symlink; left alone")
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.pull-link")
+    tmp = _temp_name(dest, "pull-link")
     tmp.unlink(missing_ok=True)
     os.symlink(entry.link, tmp)
     os.replace(tmp, dest)  # replaces an older pulled link only: files were refused above
@@ -418,6 +477,8 @@ def check_member(member: tarfile.TarInfo, wanted: Mapping[str, Entry]) -> str:
         raise UnsafePathError(rel, f"tar member is a {kind}, only regular files are taken")
     if rel not in wanted:
         raise UnsafePathError(rel, "tar member that was not asked for")
+    if not abs(member.mtime) < MAX_MTIME:
+        raise UnsafePathError(rel, f"tar member with an mtime out of range ({member.mtime})")
     return rel
 
 
@@ -428,31 +489,42 @@ class _SshClientFailed(Exception):
 def _extract(
     archive: TarReader, member: tarfile.TarInfo, root: Path, rel: str, progress: Progress,
 ) -> None:
-    """Write one member next to its destination, check its size, then rename it into place."""
+    """Write one member next to its destination, check its size, then rename it into place.
+    A local error on this path refuses it (refusing); the reader skips the rest of its data."""
     dest = root / rel
-    _mkdirs(root, dest.parent, rel)
-    if dest.is_symlink() or (dest.exists() and not dest.is_file()):
-        raise UnsafePathError(rel, "a local link or directory is in the way; left alone")
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.pull-part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    tmp = _temp_name(dest, "pull-part")
+    with refusing(rel):
+        _mkdirs(root, dest.parent, rel)
+        if dest.is_symlink() or (dest.exists() and not dest.is_file()):
+            raise UnsafePathError(rel, "a local link or directory is in the way; left alone")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     try:
         with os.fdopen(fd, "wb", buffering=0) as out:
 
             def write_all(data: memoryview) -> None:
-                while data:
-                    data = data[out.write(data) or 0:]
+                with refusing(rel):
+                    while data:
+                        data = data[out.write(data) or 0:]
 
             archive.copy_to(write_all, lambda n: progress.advance(nbytes=n))
-            written = os.fstat(out.fileno()).st_size
-            if written != member.size:
-                raise tarfile.ReadError(f"{rel}: wrote {written} of {member.size} bytes")
-            os.fchmod(out.fileno(), member.mode & 0o777)
-        os.utime(tmp, (member.mtime, member.mtime))
-        os.replace(tmp, dest)
+            with refusing(rel):
+                written = os.fstat(out.fileno()).st_size
+                if written != member.size:
+                    raise tarfile.ReadError(f"{rel}: wrote {written} of {member.size} bytes")
+                os.fchmod(out.fileno(), member.mode & 0o777)
+        with refusing(rel):
+            os.utime(tmp, (member.mtime, member.mtime))
+            os.replace(tmp, dest)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise
     progress.advance(files=1)
+
+
+def _temp_name(dest: Path, suffix: str) -> Path:
+    """A hidden name beside dest; short, so a dest name near the 255-byte limit still has one."""
+    return dest.with_name(f".{dest.name[:80]}.{os.getpid()}.{suffix}")
 
 
 def _capture(conn: Connection, command: str) -> tuple[int, bytes, bytes]:

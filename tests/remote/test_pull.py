@@ -338,3 +338,62 @@ def test_missing_remote_dir_is_a_clear_error(target: Target, tmp_path: Path) -> 
     with Connection(target) as conn, pytest.raises(PullError) as err:
         pull(conn, "/nowhere", local_dir=tmp_path / "dest")
     assert "/nowhere" in str(err.value) and "no such directory" in str(err.value)
+
+
+# --- one odd entry never costs the others -----------------------------------------------------
+
+DEEP_TREE = r"""
+set -e
+cd /work
+echo ok > ok.txt
+echo long > "$(printf 'x%.0s' $(seq 250))"
+for i in $(seq 250); do mkdir level-of-a-deep-tree && cd level-of-a-deep-tree; done
+echo deep > bottom.txt
+"""
+
+
+@pytest.mark.sshd
+def test_a_tree_too_deep_for_this_side_is_skipped_and_the_rest_arrives(
+    target: Target, tmp_path: Path
+) -> None:
+    log = io.StringIO()
+    with Connection(target) as conn:
+        conn.run(DEEP_TREE)
+        result = pull(conn, local_dir=tmp_path / "dest", log=log)
+    assert sorted(result.fetched) == ["ok.txt", "x" * 250]  # a long name that fits arrives
+    assert (tmp_path / "dest" / ("x" * 250)).read_text() == "long\n"
+    reasons = dict(result.refused)
+    deep = [p for p in reasons if p.endswith("bottom.txt")]
+    assert deep and "File name too long" in reasons[deep[0]]
+    skipped = log.getvalue().split("pull: skipped ")[-1]
+    assert skipped.startswith(f"{len(result.refused)} path(s):") and "bottom.txt" in skipped
+
+
+LONG_NAME = "n" * 300
+HOSTILE_LISTING = r"""python3 - <<'EOF'
+import sys
+w = sys.stdout.buffer.write
+for record in [b"f 3 1700000000.0 644 ok.txt", b"f 3 1700000000.0 644 " + b"n" * 300,
+               b"garbage", b"f notanumber 1.0 644 bad-size", b"f 1 nan 644 bad-mtime",
+               b"f 1 1e300 644 huge-mtime", b"f 1 1.0 9z9 bad-mode"]:
+    w(record + b"\0\0")
+EOF
+"""
+
+
+@pytest.mark.sshd
+def test_a_garbage_listing_and_a_name_over_the_limit_are_skipped_not_fatal(
+    target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(remote.pull, "list_command", lambda _dir: HOSTILE_LISTING)
+    log = io.StringIO()
+    with Connection(target) as conn:
+        conn.run("printf 'ok\\n' > /work/ok.txt")
+        result = pull(conn, local_dir=tmp_path / "dest", log=log)
+    assert result.fetched == ["ok.txt"] and (tmp_path / "dest" / "ok.txt").read_text() == "ok\n"
+    reasons = dict(result.refused)
+    assert "File name too long" in reasons[LONG_NAME]
+    for bad in ("garbage", "f notanumber 1.0 644 bad-size", "f 1 nan 644 bad-mtime",
+                "f 1 1e300 644 huge-mtime", "f 1 1.0 9z9 bad-mode"):
+        assert "unreadable listing record" in reasons[repr(bad.encode())], reasons
+    assert log.getvalue().count("pull: skipped 6 path(s):") == 1
