@@ -13,6 +13,12 @@ printed as it happens and kept in PullResult.refused, and the pull ends with one
 was skipped and why; a caller that wants a hard stop checks it. Only a local error that is not
 about one path (disk full, read-only, I/O error) stops the pull.
 
+A local file is never overwritten unless an earlier pull wrote it and it is unchanged since:
+one written or edited here is renamed to `<name>.local` (`.local-2`, ...) and named in
+PullResult.kept before the instance's version takes its place (remote/pullrecord.py keeps the
+record, `.vast-gpu-pull`, that tells the two apart). So an incremental pull updates what it
+brought, and nothing written on this side is lost.
+
 Symlinks are kept as links when their target stays inside the tree (relative, not climbing
 out), otherwise refused. Local files are never deleted: files gone from the instance stay, and
 a local entry of another kind in the way (a link where the instance has a file, say) is left
@@ -44,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TextIO
 
-from remote import openssh
+from remote import openssh, pullrecord
 from remote.errors import PullError, SshError, UnsafePathError
 from remote.progress import Progress
 from remote.ssh import Connection, ssh_errors
@@ -90,6 +96,9 @@ class PullResult:
     in the way, or a name this side cannot make."""
     vanished: list[str] = field(default_factory=list)
     """Listed but not in the stream: deleted or unreadable on the instance meanwhile."""
+    kept: list[tuple[str, str]] = field(default_factory=list)
+    """(path, where the local file now is): local files in the way that the pull did not
+    write, renamed aside before the instance's version took their name (remote/pullrecord.py)."""
     changed: list[str] = field(default_factory=list)
     """Fetched, but changed on the instance while it was read: kept as sent."""
     via: str = ""
@@ -122,6 +131,10 @@ class _Pull:
         self.same_links: list[str] = []
         self.sent: dict[str, int] = {}
         """Size of each file as the stream sent it: what the size check holds files to."""
+        self.record = pullrecord.load(self.root)
+        self.record_was = dict(self.record)
+        self.foreign: set[str] = set()
+        """Files to fetch whose local file the pull did not write: kept aside, not replaced."""
 
     def warn(self, text: str) -> None:
         self.log.write(f"warning: pull: {text}\n")
@@ -154,6 +167,11 @@ class _Pull:
                     early.stop(0)
             self.make_links(links)
         finally:
+            if self.record != self.record_was:
+                try:
+                    pullrecord.save(self.root, self.record)
+                except OSError as exc:  # only costs kept copies next time
+                    self.warn(f"cannot write {pullrecord.RECORD_NAME}: {exc.strerror or exc}")
             self.say_skipped()
         self.result.seconds = time.monotonic() - start
         return self.result
@@ -206,8 +224,12 @@ class _Pull:
             self.refuse(record, reason)
         for entry in entries:
             try:
+                if entry.rel == pullrecord.RECORD_NAME:
+                    raise UnsafePathError(entry.rel, "the name of the pull's own record here")
                 with refusing(entry.rel):
                     action = plan_entry(self.root, entry)
+                    if action == "fetch" and self.is_foreign(entry.rel):
+                        self.foreign.add(entry.rel)
             except UnsafePathError as exc:
                 self.refuse(exc.path, exc.reason)
                 continue
@@ -217,9 +239,19 @@ class _Pull:
                 links.append(entry)
             elif action == "same":
                 self.result.unchanged += 1
+                if entry.kind == "f":  # equal to the instance's: the pull's to replace later
+                    self.record[entry.rel] = (entry.size, int(entry.mtime))
                 if entry.kind == "l":
                     self.same_links.append(entry.rel)
         return wanted, links
+
+    def is_foreign(self, rel: str) -> bool:
+        """A local file is there that the pull did not leave (or that was changed since)."""
+        try:
+            st = (self.root / rel).lstat()
+        except FileNotFoundError:
+            return False
+        return self.record.get(rel) != pullrecord.stamp(st)
 
     def fetch_all(self, wanted: dict[str, Entry], via: str, early: Source | None) -> None:
         """Through the ssh client started early, if any; through paramiko if that fails."""
@@ -256,7 +288,10 @@ class _Pull:
                     rel = check_member(member, wanted)
                     if rel in self.sent:
                         raise UnsafePathError(rel, "sent twice in the stream")
-                    _extract(archive, member, self.root, rel, progress)
+                    kept = _extract(archive, member, self.root, rel, progress,
+                                    keep=rel in self.foreign)
+                    if kept is not None:
+                        self.keep(rel, kept)
                 except UnsafePathError as exc:
                     self.refuse(exc.path, exc.reason)
                     continue
@@ -281,7 +316,13 @@ class _Pull:
             self.warn(f"{len(missing)} listed file(s) not sent, deleted or unreadable on the "
                       f"instance meanwhile? (tar exited {code}: {_tail(err)})")
 
+    def keep(self, rel: str, kept: str) -> None:
+        self.result.kept.append((rel, kept))
+        self.log.write(f"note: pull: kept your {rel} as {kept}: the pull did not write it, "
+                       "and the instance's version now has its name\n")
+
     def note_sent(self, rel: str, member: tarfile.TarInfo, entry: Entry) -> None:
+        self.record[rel] = (member.size, int(member.mtime))
         self.sent[rel] = member.size
         self.result.fetched.append(rel)
         self.result.nbytes += member.size
@@ -491,10 +532,12 @@ class _SshClientFailed(Exception):
 
 
 def _extract(
-    archive: TarReader, member: tarfile.TarInfo, root: Path, rel: str, progress: Progress,
-) -> None:
-    """Write one member next to its destination, check its size, then rename it into place.
-    A local error on this path refuses it (refusing); the reader skips the rest of its data."""
+    archive: TarReader, member: tarfile.TarInfo, root: Path, rel: str, progress: Progress, *,
+    keep: bool = False,
+) -> str | None:
+    """Write one member next to its destination, check its size, then rename it into place;
+    with `keep`, the local file there is renamed aside first (its new path returned). A local
+    error on this path refuses it (refusing); the reader skips the rest of its data."""
     dest = root / rel
     tmp = _temp_name(dest, "pull-part")
     with refusing(rel):
@@ -516,14 +559,20 @@ def _extract(
                 if written != member.size:
                     raise tarfile.ReadError(f"{rel}: wrote {written} of {member.size} bytes")
                 os.fchmod(out.fileno(), member.mode & 0o777)
+        kept = None
         with refusing(rel):
             os.utime(tmp, (member.mtime, member.mtime))
+            if keep and (dest.exists() or dest.is_symlink()):
+                aside = pullrecord.keep_name(dest)
+                os.rename(dest, aside)
+                kept = str(aside.relative_to(root))
             os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         raise
     progress.advance(files=1)
+    return kept
 
 
 def _temp_name(dest: Path, suffix: str) -> Path:

@@ -21,6 +21,7 @@ from typing import TextIO
 
 from providers.cost import gb
 from providers.errors import SelectionError
+from remote import pullrecord
 from remote.batch import BatchResult, Task, run_batch
 from remote.errors import KeyPairError, RemoteError
 from remote.keys import find_key_pair
@@ -269,7 +270,8 @@ def _pull(conn: Connection, work_dir: str, opts: DeployOptions, report: RunRepor
         with report.phase("pull"):
             report.bytes_received = pull(conn, work_dir, local_dir=opts.pulled_dir).nbytes
     except RemoteError as exc:
-        got = sum(1 for p in opts.pulled_dir.rglob("*") if p.is_file())
+        got = sum(1 for p in opts.pulled_dir.rglob("*")
+                  if p.is_file() and p.name != pullrecord.RECORD_NAME)
         fate = ("the instance is kept: `inv pull --stack "
                 f"{opts.stack_name}` fetches the rest" if opts.keeps else
                 "the instance is destroyed next, so the files of workDir not fetched yet are "

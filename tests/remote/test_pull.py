@@ -21,6 +21,7 @@ from remote.pull import (
     pull,
     safe_relpath,
 )
+from remote.pullrecord import RECORD_NAME
 from remote.ssh import Connection, Target
 from remote.tarstream import TarReader
 
@@ -37,12 +38,15 @@ ln -s sub/b.bin link
 
 
 def local_files(root: Path) -> dict[str, str]:
-    """rel path -> "file:<size>", "link:<target>" or "dir", for everything under root."""
+    """rel path -> "file:<size>", "link:<target>" or "dir", for everything under root but the
+    pull's own record."""
     found = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             path = Path(dirpath) / name
             rel = str(path.relative_to(root))
+            if rel == RECORD_NAME:
+                continue
             if path.is_symlink():
                 found[rel] = f"link:{os.readlink(path)}"
             elif path.is_dir():
@@ -413,3 +417,31 @@ def test_both_names_of_a_hard_link_arrive(target: Target, tmp_path: Path, via: s
         conn.run("echo new > /work/e && ln /work/e /work/f")  # only the new pair is sent
         again = pull(conn, local_dir=local, via=via, log=log)
     assert sorted(again.fetched) == ["e", "f"] and (local / "f").read_text() == "new\n"
+
+
+@pytest.mark.sshd
+def test_a_local_file_the_pull_did_not_write_is_kept_as_a_copy_never_overwritten(
+    target: Target, tmp_path: Path
+) -> None:
+    local = tmp_path / "dest"
+    local.mkdir()
+    (local / "mine.txt").write_text("written here first\n")  # before any pull
+    log = io.StringIO()
+    with Connection(target) as conn:
+        conn.run("cd /work && echo remote > mine.txt && echo one > a.txt && echo one > b.txt")
+        first = pull(conn, local_dir=local, log=log)
+        assert sorted(first.fetched) == ["a.txt", "b.txt", "mine.txt"]
+        assert first.kept == [("mine.txt", "mine.txt.local")]
+        assert (local / "mine.txt.local").read_text() == "written here first\n"
+        assert (local / "mine.txt").read_text() == "remote\n"
+        assert "kept your mine.txt as mine.txt.local" in log.getvalue()
+
+        (local / "a.txt").write_text("edited here\n")  # a pulled file, edited locally
+        conn.run("cd /work && echo two > a.txt && echo two > b.txt && touch -d 2001-01-01 "
+                 "a.txt b.txt && echo again > mine.txt")
+        second = pull(conn, local_dir=local, log=log)
+    assert sorted(second.fetched) == ["a.txt", "b.txt", "mine.txt"]
+    assert second.kept == [("a.txt", "a.txt.local")]  # b.txt and mine.txt were the pull's own
+    assert (local / "a.txt.local").read_text() == "edited here\n"
+    assert (local / "a.txt").read_text() == (local / "b.txt").read_text() == "two\n"
+    assert (local / "mine.txt.local").read_text() == "written here first\n"
