@@ -57,7 +57,7 @@ vast-destroy: alias-venv  ## ID= destroys that instance (found in whichever stac
 	$(if $(ID),,$(error ID= is required: the instance id (make vast-status lists them)))
 	$(ALIAS_INV) down --instance $(call quote,$(ID)) $(call opt,--stack,$(STACK))
 
-vast-pull: alias-venv  ## ID= JOB=: /work of that instance to work_remote/JOB/
+vast-pull: alias-venv  ## ID= JOB=: /work of that instance to work_remote/JOB/work/
 	$(ALIAS_INV) pull $(call opt,--instance,$(ID)) $(call opt,--job,$(JOB)) $(call opt,--stack,$(STACK))
 
 alias-venv:

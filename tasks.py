@@ -36,7 +36,7 @@ from workflow.deploy import deploy as deploy_job
 from workflow.errors import WorkflowError
 from workflow.jobs import check_job, default_job, job_for_pull
 from workflow.outputs import instance_id_of, parse_outputs
-from workflow.paths import WORK_REMOTE
+from workflow.paths import pulled_dir
 from workflow.pulumi import Stack, selected_stack_or_none
 from workflow.runs import run_job
 from workflow.search import offer_table, selection_for, summary
@@ -57,7 +57,8 @@ def task(**kwargs: Any) -> Any:
 STACK_HELP = "pulumi stack to work on (default: the one holding --instance, else the selected)"
 KEY_HELP = "private key to log in with (default: the stack's sshPublicKey pair, else ~/.ssh/id_*)"
 INSTANCE_HELP = "instance id, for a stack of several (see `inv status`)"
-JOB_HELP = "job name: results go to work_remote/<job>/ (default vast-gpu-YYYYMMDD_HHMMSS)"
+JOB_HELP = ("job name: logs go to work_remote/<job>/, /work to work_remote/<job>/work/ "
+            "(default vast-gpu-YYYYMMDD_HHMMSS)")
 SRC_HELP = ("directory to upload (default: the stack's vast-gpu:src, else the current "
             "directory unless it is vast-gpu's checkout)")
 
@@ -196,7 +197,7 @@ def run(c: Context, stack: str | None = None, tasks: str | None = None, job: str
             "instance": INSTANCE_HELP})
 def pull(c: Context, stack: str | None = None, job: str | None = None,
          ssh_key: str | None = None, instance: str | None = None) -> None:
-    """Bring workDir home to work_remote/<job>/ (default: the stack's latest job, the one of
+    """Bring workDir home to work_remote/<job>/work/ (default: the stack's latest job, the one of
     the last `inv run`/`inv deploy --keep`); incremental, never deletes local files."""
     with _errors():
         if job:
@@ -205,9 +206,9 @@ def pull(c: Context, stack: str | None = None, job: str | None = None,
         outputs = _outputs(s)
         inst = outputs.pick(instance)
         job, why = job_for_pull(s.name, job)
-        print(f"pull: job {job} ({why}) -> {WORK_REMOTE / job}")
+        print(f"pull: job {job} ({why}) -> {pulled_dir(job)}")
         with connect(s, outputs, inst, ssh_key=ssh_key) as conn:
-            pull_dir(conn, outputs.work_dir, local_dir=WORK_REMOTE / job)
+            pull_dir(conn, outputs.work_dir, local_dir=pulled_dir(job))
 
 
 @task(help={"stack": STACK_HELP, "instance": INSTANCE_HELP,

@@ -5,7 +5,7 @@ paramiko's and socket's exceptions are converted in remote/ssh.py and nowhere el
     RemoteError
     ├── KeyPairError         no usable SSH key pair: .looked_in
     ├── TaskFileError        a tasks file that cannot be used: .path .line_no .line (0, '')
-    ├── UnsafePathError      a remote path that would escape the target: .path .reason
+    ├── UnsafePathError      a remote path refused (would escape, cannot be made): .path .reason
     ├── SyncSourceError      the local tree to sync cannot be listed or read: .path
     └── SshError             talking to the instance failed: .host .port
         ├── ConnectError     refused, reset, timed out, after the retries: .attempts
@@ -53,7 +53,8 @@ class TaskFileError(RemoteError):
 
 
 class UnsafePathError(RemoteError):
-    """A path from the instance that would land outside the local target."""
+    """A path from the instance that is refused: it would land outside the local target, or
+    cannot be made here (name too long, a local entry in the way); a pull skips it."""
 
     def __init__(self, path: str, reason: str) -> None:
         self.path = path

@@ -32,7 +32,8 @@ def test_up_sync_run_pull_down_on_a_new_account_with_30_foreign_instances(
     (app / "jobs.txt").write_text("write alpha\n")
     inv("run", "--stack", stack, "--tasks", str(app / "jobs.txt"), "--job", "crowd")
     inv("pull", "--stack", stack)
-    assert (inv.project / "work_remote" / "crowd" / "out" / "alpha.txt").read_text() == "alpha\n"
+    pulled = inv.project / "work_remote" / "crowd" / "work"
+    assert (pulled / "out" / "alpha.txt").read_text() == "alpha\n"
     listed = inv("instances").stdout
     assert all(f"instance {i}" in listed for i in foreign + ours)  # paged past the first 25
     assert "no leftover instances" in inv("sweep").stdout
