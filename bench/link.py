@@ -11,11 +11,14 @@ Used by bench/ (``--link``) and tests/link/ alike.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -189,3 +192,22 @@ class Link:
 
     def close(self) -> None:
         self.api.call("DELETE", f"/proxies/{self.name}")
+
+
+def add_link_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--link", choices=sorted(PROFILES), default=None,
+                        help="go through a Toxiproxy link with this profile (default: direct)")
+
+
+@contextmanager
+def through(profile: str | None, direct: Target,
+            work: Path) -> Iterator[tuple[Target, Link | None]]:
+    """``direct`` itself when profile is None, else the same sshd through a new link with that
+    profile (own known_hosts file; pin it with a Connection before ssh/rsync/scp use it)."""
+    if profile is None:
+        yield direct, None
+        return
+    with Toxiproxy(work) as server:
+        link = server.proxy(f"{direct.host}:{direct.port}")
+        link.profile(profile)
+        yield link.target(direct, work / f"known_hosts_{profile}"), link
