@@ -269,7 +269,10 @@ class _Pull:
                     self.log.write(f"note: pull: system ssh failed ({exc}); using paramiko\n")
             self.result.via = "paramiko"
             rest = {r: e for r, e in wanted.items() if r not in self.sent}
-            source = ParamikoSource(self.conn, tar_command(self.remote_dir))
+            try:  # the link that broke the ssh client's stream may have broken this one too
+                source = ParamikoSource(self.conn, tar_command(self.remote_dir))
+            except SshError as exc:
+                raise self.error(f"the stream could not be restarted ({exc.reason})") from exc
             self.fetch(rest, progress, source, ssh=False)
         finally:
             progress.finish()
