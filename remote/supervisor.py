@@ -6,11 +6,12 @@ only `stop` (TERM to its process group and session, a grace, then KILL) or the w
 
 Where: `/tmp/vast-gpu/batches/<job>/` (BATCHES_DIR), next to the watchdog's own files and outside
 workDir, so `inv pull` never sees it: the logs come home through attach (remote/detached.py),
-into `work_remote/<job>/logs/` as before. Inside it: `tasks.json` (the lines, for resume and
-status), `names` (line k: task k's log name, NN-slug.log), `tasks/K.sh` (task k's script:
-cd appDir, `./run-direct <line>`, run by the login shell as sshd would), one log per task (stdout
-and stderr together, byte for byte), `pid`, and `state`, rewritten atomically (tmp + mv) at
-every step::
+into `work_remote/<job>/logs/` as before. The watchdog's installer wipes /tmp/vast-gpu at
+boot: a reboot ends the supervisor anyway, and the local logs stay. Inside it: `tasks.json`
+(the lines, for resume and status), `names` (line k: task k's log name, NN-slug.log),
+`tasks/K.sh` (task k's script: cd appDir, `./run-direct <line>`, run by the login shell as
+sshd would), one log per task (stdout and stderr together, byte for byte), `pid`, and
+`state`, rewritten atomically (tmp + mv) at every step::
 
     batch JOB / mode attached|detached / pid P / total N / started EPOCH / status S
     current K START            while task K runs

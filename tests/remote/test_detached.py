@@ -21,6 +21,15 @@ from remote.detached import attach, plan_resume, start_batch
 from remote.errors import BatchRunning, TasksChanged
 from remote.ssh import Connection, Target
 from tests.remote.test_batch import RUN_DIRECT, StampedWriter, upload_run_direct
+from tests.remote.test_watchdog import RUN_DIRECT as WATCHDOG_RUN_DIRECT
+from tests.remote.test_watchdog import (  # noqa: F401 - watched is a fixture
+    SLACK_S,
+    stays_billing,
+    wait_destroyed,
+    watchdog_log,
+    watched,
+)
+from vastsim.testing import VastSim
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -215,3 +224,23 @@ def test_ctrl_c_while_attached_stops_the_remote_tasks(target: Target, tmp_path: 
     assert state.status == "stopped"
     assert [(r.index, r.exit_code) for r in state.records.values()] == [(1, None)]
     assert (tmp_path / "logs" / "01-hang.log").read_text() == "hanging\n"
+
+
+@pytest.mark.sshd
+def test_a_detached_batch_holds_the_instance_then_idle_counts(
+    watched, vastsim: VastSim, tmp_path: Path  # noqa: F811 - the fixture imported above
+) -> None:
+    """idleTimeout 2 s, no session open: the instance lives while the 5 s batch runs, and is
+    destroyed about 2 s after it ended."""
+    instance_id, target = watched(0, 2, 0)
+    with Connection(target) as conn:
+        conn.run("cat > /app/run-direct && chmod +x /app/run-direct",
+                 stdin=WATCHDOG_RUN_DIRECT.encode())
+        start_batch(conn, "held", [Task("sleep 5", 1)], app_dir="/app",
+                    logs_dir=tmp_path / "logs", detached=True)
+    began = time.monotonic()
+    stays_billing(vastsim, target, instance_id, 4.5)
+    gone = wait_destroyed(vastsim, instance_id, 5 + 2 + SLACK_S + 2)
+    assert 5 + 2 - 1 <= gone - began <= 5 + 2 + SLACK_S + 1, gone - began
+    log = watchdog_log(instance_id)
+    assert "firing: idle for 2s" in log and "lease lapsed" not in log
