@@ -394,13 +394,16 @@ def _minded(conn: Connection, state: BatchState, out: TextIO) -> Iterator[int | 
 
 def attach(
     conn: Connection, job: str, logs_dir: Path, *, out: TextIO = sys.stdout,
-    stop_on_interrupt: bool = True, deadline_s: float = RECONNECT_S,
+    stop_on_interrupt: bool | None = None, deadline_s: float = RECONNECT_S,
     tasks: Sequence[Task] | None = None,
 ) -> BatchResult:
     """Stream the batch from where the local logs end to its end; the summary table after.
-    Ctrl-C stops the remote tasks (or, stop_on_interrupt=False, leaves them running)."""
+    Ctrl-C stops the remote tasks of an attached batch and leaves a detached one running
+    (stop_on_interrupt says otherwise)."""
     tasks = list(tasks) if tasks is not None else supervisor.read_tasks(conn, job)
     state = supervisor.read_state(conn, job)
+    if stop_on_interrupt is None:
+        stop_on_interrupt = state.mode == "attached"
     with _minded(conn, state, out) if state.running else nullcontext() as lease_s:
         follow = Follower(conn, job, tasks, logs_dir, out, lease_s=lease_s,
                           deadline_s=min(deadline_s, lease_s / 2) if lease_s else deadline_s)
