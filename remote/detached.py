@@ -1,4 +1,4 @@
-"""The local side of a supervised batch (remote/supervisor.py): start it, stream its logs, resume.
+"""The local side of a supervised batch (remote/supervisor.py): follow its logs, reattach.
 
 The local copy of each task's log is the bookmark: a stream asks the instance for task k from
 byte len(local log k) on, and appends what comes, so a reconnect (or a later `inv attach` in a
@@ -27,7 +27,6 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from itertools import zip_longest
 from pathlib import Path
 from typing import TextIO
 
@@ -40,7 +39,6 @@ from remote.errors import (
     HostKeyChanged,
     NoSuchBatch,
     SshError,
-    TasksChanged,
 )
 from remote.ssh import Connection, ssh_errors
 from remote.supervisor import BatchState, TaskRecord, log_names
@@ -338,48 +336,7 @@ class Follower:
                            f"({cut.reason})\n")
 
 
-# --- starting, attaching, resuming ------------------------------------------------------------
-
-
-def fresh_logs(logs_dir: Path, tasks: Sequence[Task], numbers: Sequence[int]) -> None:
-    """Empty the local copies of the logs of the tasks about to run: their bookmarks."""
-    names = log_names(tasks)
-    for i in numbers:
-        (logs_dir / names[i - 1]).unlink(missing_ok=True)
-
-
-def start_batch(
-    conn: Connection, job: str, tasks: Sequence[Task], *, app_dir: str, logs_dir: Path,
-    detached: bool, run: Sequence[int] | None = None, keep: Sequence[TaskRecord] = (),
-) -> int:
-    """Launch the supervisor (remote/supervisor.py) with fresh local logs for what it runs."""
-    supervisor.check_not_running(conn, job)
-    numbers = list(run or range(1, len(tasks) + 1))
-    logs_dir.mkdir(parents=True, exist_ok=True)
-    fresh_logs(logs_dir, tasks, numbers)
-    return supervisor.start(conn, job, tasks, app_dir=app_dir, detached=detached, run=numbers,
-                            keep=keep)
-
-
-@dataclass(frozen=True)
-class ResumePlan:
-    run: list[int]
-    keep: list[TaskRecord]
-    """Tasks that ended with exit 0: skipped."""
-
-
-def plan_resume(conn: Connection, job: str, tasks: Sequence[Task]) -> ResumePlan:
-    """The tasks to rerun (all but those that ended with 0); TasksChanged if the list is not
-    the batch's, BatchRunning if it still runs."""
-    supervisor.check_not_running(conn, job)
-    old = supervisor.read_tasks(conn, job)
-    for i, (was, now) in enumerate(zip_longest(old, tasks), start=1):
-        if was is None or now is None or was.line != now.line:
-            raise TasksChanged(job, i, was.line if was else None, now.line if now else None)
-    state = supervisor.read_state(conn, job)
-    keep = [r for r in state.records.values() if r.exit_code == 0]
-    done = {r.index for r in keep}
-    return ResumePlan([i for i in range(1, len(tasks) + 1) if i not in done], keep)
+# --- attaching ----------------------------------------------------------------------------
 
 
 @contextmanager

@@ -37,9 +37,11 @@ import tarfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import zip_longest
+from pathlib import Path
 
 from remote.batch import RUNNER, Task
-from remote.errors import BatchRunning, NoSuchBatch
+from remote.errors import BatchRunning, NoSuchBatch, TasksChanged
 from remote.ssh import Connection
 from remote.watchdog import STATE_DIR
 
@@ -326,3 +328,46 @@ def list_batches(conn: Connection, job: str | None = None) -> list[BatchState]:
 def stop(conn: Connection, job: str) -> None:
     """TERM the supervisor's group and session (its task too), a grace, then KILL."""
     conn.run(_sh(_STOP, batch_dir(job)), timeout=COMMAND_TIMEOUT_S + STOP_GRACE_S)
+
+
+# --- starting and resuming, with the local logs ------------------------------------------------
+
+
+def fresh_logs(logs_dir: Path, tasks: Sequence[Task], numbers: Sequence[int]) -> None:
+    """Empty the local copies of the logs of the tasks about to run: their bookmarks."""
+    names = log_names(tasks)
+    for i in numbers:
+        (logs_dir / names[i - 1]).unlink(missing_ok=True)
+
+
+def start_batch(
+    conn: Connection, job: str, tasks: Sequence[Task], *, app_dir: str, logs_dir: Path,
+    detached: bool, run: Sequence[int] | None = None, keep: Sequence[TaskRecord] = (),
+) -> int:
+    """start(), with fresh local logs for the tasks it runs (remote/detached.py streams them)."""
+    check_not_running(conn, job)
+    numbers = list(run or range(1, len(tasks) + 1))
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    fresh_logs(logs_dir, tasks, numbers)
+    return start(conn, job, tasks, app_dir=app_dir, detached=detached, run=numbers, keep=keep)
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    run: list[int]
+    keep: list[TaskRecord]
+    """Tasks that ended with exit 0: skipped."""
+
+
+def plan_resume(conn: Connection, job: str, tasks: Sequence[Task]) -> ResumePlan:
+    """The tasks to rerun (all but those that ended with 0); TasksChanged if the list is not
+    the batch's, BatchRunning if it still runs."""
+    check_not_running(conn, job)
+    old = read_tasks(conn, job)
+    for i, (was, now) in enumerate(zip_longest(old, tasks), start=1):
+        if was is None or now is None or was.line != now.line:
+            raise TasksChanged(job, i, was.line if was else None, now.line if now else None)
+    state = read_state(conn, job)
+    keep = [r for r in state.records.values() if r.exit_code == 0]
+    done = {r.index for r in keep}
+    return ResumePlan([i for i in range(1, len(tasks) + 1) if i not in done], keep)

@@ -13,8 +13,9 @@ from typing import TextIO
 
 from remote import supervisor
 from remote.batch import BatchResult, Task
-from remote.detached import attach, plan_resume, start_batch
+from remote.detached import attach
 from remote.errors import SshError
+from remote.supervisor import plan_resume, start_batch
 from workflow.connect import connect
 from workflow.console import say
 from workflow.errors import OptionError, TasksFailed, WorkflowError

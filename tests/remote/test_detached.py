@@ -17,9 +17,10 @@ import pytest
 
 from remote import supervisor
 from remote.batch import Task, parse_tasks
-from remote.detached import attach, plan_resume, start_batch
-from remote.errors import BatchRunning, TasksChanged
+from remote.detached import attach
+from remote.errors import AttachLost, BatchRunning, TasksChanged
 from remote.ssh import Connection, Target
+from remote.supervisor import plan_resume, start_batch
 from tests.remote.test_batch import RUN_DIRECT, StampedWriter, upload_run_direct
 from tests.remote.test_watchdog import RUN_DIRECT as WATCHDOG_RUN_DIRECT
 from tests.remote.test_watchdog import (  # noqa: F401 - watched is a fixture
@@ -177,23 +178,23 @@ DRIVER = """
 import sys
 from pathlib import Path
 from remote.batch import Task
-from remote.detached import attach, start_batch
+from remote.detached import attach
+from remote.supervisor import start_batch
 from remote.ssh import Connection, Target
-host, port, key, known, logs = sys.argv[1:]
+host, port, key, known, logs, mode = sys.argv[1:]
 tasks = [Task("hang", 1), Task("plain never", 2)]
 with Connection(Target(host, int(port), Path(key), Path(known))) as conn:
-    start_batch(conn, "cc", tasks, app_dir="/app", logs_dir=Path(logs), detached=False)
+    start_batch(conn, "cc", tasks, app_dir="/app", logs_dir=Path(logs),
+                detached=mode == "detached")
     attach(conn, "cc", Path(logs))
 """
 
 
-@pytest.mark.sshd
-def test_ctrl_c_while_attached_stops_the_remote_tasks(target: Target, tmp_path: Path) -> None:
-    with Connection(target) as conn:
-        upload_run_direct(conn)
+def interrupt_driver(target: Target, logs: Path, mode: str) -> str:
+    """Run DRIVER until the task says "hanging", then SIGINT it; its whole output."""
     driver = subprocess.Popen(
         [sys.executable, "-c", DRIVER, target.host, str(target.port), str(target.key_path),
-         str(target.known_hosts), str(tmp_path / "logs")],
+         str(target.known_hosts), str(logs), mode],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"},
     )
@@ -212,8 +213,16 @@ def test_ctrl_c_while_attached_stops_the_remote_tasks(target: Target, tmp_path: 
         if driver.poll() is None:
             driver.kill()
             driver.wait()
-    output = "".join(seen) + rest
-    assert driver.returncode != 0 and "KeyboardInterrupt" in output
+    assert driver.returncode != 0
+    return "".join(seen) + rest
+
+
+@pytest.mark.sshd
+def test_ctrl_c_while_attached_stops_the_remote_tasks(target: Target, tmp_path: Path) -> None:
+    with Connection(target) as conn:
+        upload_run_direct(conn)
+    output = interrupt_driver(target, tmp_path / "logs", "attached")
+    assert "KeyboardInterrupt" in output
     assert "interrupted: the remote tasks were stopped" in output
     assert "plain never" not in output.split("interrupted")[0]
     left = remote_processes(target)
@@ -224,6 +233,46 @@ def test_ctrl_c_while_attached_stops_the_remote_tasks(target: Target, tmp_path: 
     assert state.status == "stopped"
     assert [(r.index, r.exit_code) for r in state.records.values()] == [(1, None)]
     assert (tmp_path / "logs" / "01-hang.log").read_text() == "hanging\n"
+
+
+@pytest.mark.sshd
+def test_ctrl_c_while_following_a_detached_batch_leaves_it_running(
+    target: Target, tmp_path: Path
+) -> None:
+    with Connection(target) as conn:
+        upload_run_direct(conn)
+    output = interrupt_driver(target, tmp_path / "logs", "detached")
+    assert "detached: batch cc goes on on the instance" in output
+    assert "sleep 1000" in remote_processes(target)
+    with Connection(target) as conn:
+        assert supervisor.read_state(conn, "cc").current is not None
+        supervisor.stop(conn, "cc")  # what stops it for good
+        assert wait_state(conn, "cc", "stopped", 10).records[1].exit_code is None
+    left = remote_processes(target)
+    assert "sleep 100" not in left and "supervisor.sh" not in left, left
+
+
+@pytest.mark.sshd
+def test_past_the_deadline_it_says_the_batch_still_runs_and_how_to_reattach(
+    rent, vastsim: VastSim, tmp_path: Path
+) -> None:
+    instance_id, target = rent()
+    out = StampedWriter()
+    with Connection(target) as conn:
+        upload_run_direct(conn, COUNTING)
+        start_batch(conn, "gone", [Task("count 100 0.1", 1)], app_dir="/app",
+                    logs_dir=tmp_path / "logs", detached=False)
+        cutter = cut_when(out, "line 3\n", lambda: vastsim.admin_post(
+            f"/instances/{instance_id}/kill", {"status": "offline"}))
+        began = time.monotonic()
+        with pytest.raises(AttachLost) as err:
+            attach(conn, "gone", tmp_path / "logs", out=out, deadline_s=2)
+        cutter.join()
+    assert time.monotonic() - began < 2 + 15 + 5  # the cut is seen, then 2 s of retries
+    message = str(err.value)
+    assert "The batch gone is still running" in message
+    assert "inv attach --job gone" in message and "no reconnect within" in message
+    assert "[1/1 count] line 3" in out.text() and "0 ok, 0 failed, 1 not run" in out.text()
 
 
 @pytest.mark.sshd
