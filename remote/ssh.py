@@ -146,6 +146,17 @@ class Connection:
             transport.set_keepalive(KEEPALIVE_S)
         return client
 
+    def reopen(self, deadline_s: float) -> None:
+        """Drop this connection and open a fresh one, retrying for at most deadline_s: how a
+        stream that lost its link gets it back (remote/detached.py)."""
+        self.close()
+        saved = self._deadline_s
+        self._deadline_s = deadline_s
+        try:
+            self.open()
+        finally:
+            self._deadline_s = saved
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
