@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from bench.link import Link
+from remote import pullrecord
 from remote.errors import PullError, RemoteError, SyncError
 from remote.pull import pull
 from remote.ssh import Connection, Target
@@ -50,8 +51,9 @@ def make_src(src: Path) -> dict[str, str]:
 
 
 def local_sums(root: Path) -> dict[str, str]:
+    """sha256 of every file under root, the pull's own record left out."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != pullrecord.RECORD_NAME}
 
 
 def remote_sums(conn: Connection, root: str) -> dict[str, str]:
@@ -176,7 +178,8 @@ def check_home(home: Path, dest: Path, want: dict[str, str], *, complete: bool) 
     """No partial file anywhere; what is there is right; nothing else in home changed."""
     assert sorted(p.name for p in home.iterdir()) == ["mine.txt", "pulled"]
     assert (home / "mine.txt").read_text() == "not the instance's\n"
-    leftovers = [p for p in dest.rglob("*") if p.name.startswith(".") or "part" in p.name]
+    leftovers = [p for p in dest.rglob("*") if p.name != pullrecord.RECORD_NAME  # its own
+                 and (p.name.startswith(".") or "part" in p.name)]
     assert leftovers == [], "partial files left in the target"
     have = local_sums(dest)
     assert have == want if complete else all(want[rel] == s for rel, s in have.items())
