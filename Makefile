@@ -6,10 +6,10 @@ VENV_STAMP := .venv/.installed-requirements.txt
 
 INV := $(PY) -m invoke
 
-.PHONY: setup system-deps venv pulumi test lint demo clean-state \
+.PHONY: setup system-deps venv referee pulumi test lint demo clean-state \
 	vast-search vast-status vast-run vast-shell vast-destroy vast-pull alias-venv
 
-setup: system-deps venv pulumi
+setup: system-deps venv referee pulumi
 
 # Every system tool, checked in seconds before anything slow; as root on Debian it installs
 # what is missing (tools/system-deps.sh holds the one list).
@@ -23,6 +23,10 @@ venv:
 	@cmp -s requirements.txt $(VENV_STAMP) || { echo "venv: installing requirements.txt"; \
 	  $(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt && \
 	  cp requirements.txt $(VENV_STAMP); }
+
+# The official vastai CLI in .venv-referee, for tests/conformance only.
+referee:
+	tools/referee-venv.sh
 
 pulumi:
 	tools/build-pulumi.sh
