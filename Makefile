@@ -2,25 +2,34 @@
 # idempotently: a second run rebuilds nothing.
 SHELL := /bin/bash
 PY := .venv/bin/python
+VENV_STAMP := .venv/.installed-requirements.txt
 
 INV := $(PY) -m invoke
 
-.PHONY: setup system-deps venv pulumi test lint demo clean-state \
+.PHONY: setup system-deps venv referee pulumi test lint demo clean-state \
 	vast-search vast-status vast-run vast-shell vast-destroy vast-pull alias-venv
 
-# System packages first (installed as root, else the exact command to run), then the venv and
-# the Pulumi CLI; each step checks first and does nothing when it is already done.
-setup: system-deps venv pulumi
+setup: system-deps venv referee pulumi
 
+# Every system tool, checked in seconds before anything slow; as root on Debian it installs
+# what is missing (tools/system-deps.sh holds the one list).
 system-deps:
-	@tools/system-deps.sh
+	tools/system-deps.sh
 
-# .venv matches requirements.txt (compared by content), its python runs; else it is redone.
-venv: | system-deps
-	@tools/ensure-venv.sh
+# The stamp is a copy of the requirements it installed, compared by content: changed pins
+# reinstall, a missing or broken .venv is made anew, anything else does nothing.
+venv:
+	@$(PY) -c 'import sys' 2>/dev/null || { echo "venv: making .venv"; rm -rf .venv && python3 -m venv .venv; }
+	@cmp -s requirements.txt $(VENV_STAMP) || { echo "venv: installing requirements.txt"; \
+	  $(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt && \
+	  cp requirements.txt $(VENV_STAMP); }
 
-pulumi: | system-deps
-	@tools/build-pulumi.sh
+# The official vastai CLI in .venv-referee, for tests/conformance only.
+referee:
+	tools/referee-venv.sh
+
+pulumi:
+	tools/build-pulumi.sh
 
 test: setup
 	$(PY) -m ruff check .
@@ -57,7 +66,7 @@ vast-destroy: alias-venv  ## ID= destroys that instance (found in whichever stac
 	$(if $(ID),,$(error ID= is required: the instance id (make vast-status lists them)))
 	$(ALIAS_INV) down --instance $(call quote,$(ID)) $(call opt,--stack,$(STACK))
 
-vast-pull: alias-venv  ## ID= JOB=: /work of that instance to work_remote/JOB/
+vast-pull: alias-venv  ## ID= JOB=: /work of that instance to work_remote/JOB/work/
 	$(ALIAS_INV) pull $(call opt,--instance,$(ID)) $(call opt,--job,$(JOB)) $(call opt,--stack,$(STACK))
 
 alias-venv:

@@ -6,6 +6,7 @@
 #   - something missing otherwise: stops at once with the `sudo apt-get install ...` that fixes it.
 # `--check` only reports: exit 1 when something is missing, never installs.
 # Only bash built-ins are used, so it runs (and reports) on a machine that lacks everything else.
+# sshd must be started by absolute path: /usr/sbin/sshd, or $VASTSIM_SSHD as vastsim takes it.
 # SYSTEM_DEPS_ROOT (default empty, i.e. /) is where fixed paths (/usr/sbin/sshd,
 # /usr/lib/postgresql) are looked for; the tests point it at an empty directory.
 set -euo pipefail
@@ -20,7 +21,9 @@ TABLE=(
   "unshare|util-linux|vastsim as root: each instance in its own mount and pid namespace"
   "mount|mount|vastsim as root: each instance's own /app and /work (bind mounts)"
   "setpriv|util-linux|team-backend tests as root: PostgreSQL runs as nobody"
-  "tar|tar|sync streams the source tree as tar"
+  "tar|tar|sync and pull stream files as tar"
+  "find|findutils|pull's remote listing (GNU find -printf)"
+  "pgrep|procps|vastsim and the tests find an instance's processes"
   "git|git|sync sends git-tracked files; tests make git repos"
   "make|make|make setup, make demo, make test"
   "initdb|postgresql|team-backend tests: a real PostgreSQL server (/usr/lib/postgresql/*/bin)"
@@ -59,7 +62,7 @@ print('ok')" 2>/dev/null) || py_state=none
 
 present() {
   case "$1" in
-    sshd) [ -x "$ROOT_PREFIX/usr/sbin/sshd" ] ;;  # sshd runs only by absolute path
+    sshd) [ -x "${VASTSIM_SSHD:-$ROOT_PREFIX/usr/sbin/sshd}" ] ;;
     initdb | pg_ctl) pg_has "$1" ;;
     python3) python_state; [ "$py_state" = ok ] || [ "$py_state" = no-venv ] ;;
     "python3 -m venv") python_state; [ "$py_state" = ok ] ;;
@@ -94,7 +97,7 @@ case "${1:-}" in
   "") ;;
   --check) check_only=1 ;;
   -h | --help) sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) log "unknown argument '$1' (usage: tools/system-deps.sh [--check])"; exit 2 ;;
+  *) log "unknown option '$1' (usage: tools/system-deps.sh [--check])"; exit 2 ;;
 esac
 
 scan

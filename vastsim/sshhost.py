@@ -4,16 +4,14 @@ On vast.ai a rented instance is a container: SSH logs in as root, and /app and /
 that container alone. vastsim gives each instance the same view without containers.
 
 As root, ``unshare --mount --propagation private --pid --fork`` runs a small ``sh`` script as
-the init of a new mount and pid namespace. The script first bind-mounts ``root`` itself on
-/run/vastsim/root, then from there ``root/ssh`` on /run/vastsim/ssh, ``root/app`` on /app,
-``root/work`` on /work and ``root/tmp`` on /tmp (a container has its own /tmp; nothing an
-instance leaves there outlives it), starts onstart in the background, then execs sshd, which
-stays the namespace's init. Binding ``root`` first keeps every source reachable when ``root``
-lies under /app, /work or /tmp itself (a checkout in /work: the /work bind would hide its
-``root/tmp``), and lets sshd still find its keys there. The binds exist only inside the
-namespace: the host's /app, /work and /tmp are never written. A missing mount point (/app,
-/work, /run/vastsim/ssh, /run/vastsim/root) is created on the host as an empty directory, and
-nothing else is done to it. Every process of the instance
+the init of a new mount and pid namespace. The script bind-mounts ``root/app`` on /app,
+``root/work`` on /work, ``root/tmp`` on /tmp (a container has its own /tmp; nothing an
+instance leaves there outlives it) and ``root/ssh`` on /run/vastsim/ssh, starts onstart in the
+background, then execs sshd, which stays the namespace's init. The ssh bind lets sshd still
+find its keys when ``root`` itself lies under /app, /work or /tmp. The binds exist only inside
+the namespace: the host's /app, /work and /tmp are never written. A missing mount point
+(/app, /work, /run/vastsim/ssh) is created on the host as an empty directory, and nothing else
+is done to it. Every process of the instance
 (sshd, sessions, onstart and whatever they start) shares the mount namespace, so ``kill`` and
 ``stop`` find them by ``/proc/PID/ns/mnt``. The pid namespace makes the kernel kill and reap the
 rest once sshd dies, so no zombie is left even where PID 1 never reaps orphans. Sessions see a
@@ -32,6 +30,11 @@ Files under ``root``: ``app/``, ``work/``, ``onstart.log``, and ``ssh/`` with th
 once, kept across boots), ``authorized_keys``, ``sshd_config`` (0600: it holds the session
 environment, kept off the command line where ``ps`` shows it), ``sshd.log``, ``sshd.pid`` and
 ``leader`` (pids of a running boot, so a restarted vastsim can still kill it).
+
+The sshd is /usr/sbin/sshd, or the absolute path in ``$VASTSIM_SSHD`` (tests use it for an
+sshd that fails). ``check_tools`` runs before vastsim serves: without sshd or ssh-keygen it
+refuses, naming the Debian package, rather than renting instances that can never boot. As root
+an sshd under /tmp, /app or /work is refused too: the instance's own binds hide it there.
 """
 
 from __future__ import annotations
@@ -51,10 +54,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SSHD = "/usr/sbin/sshd"  # sshd refuses to run unless started by absolute path
+SSHD_ENV = "VASTSIM_SSHD"  # another sshd (absolute path), e.g. for tests
 SSH_KEYGEN = "ssh-keygen"
 PRIVSEP_DIR = Path("/run/sshd")
 SSH_MOUNT = Path("/run/vastsim/ssh")
-ROOT_MOUNT = Path("/run/vastsim/root")  # the instance's root, bound before anything can hide it
 APP, WORK = Path("/app"), Path("/work")
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 READY_TIMEOUT = 10.0
@@ -68,19 +71,16 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 # The instance's init until it execs sshd. Positional args keep every value out of shell
 # quoting. fd 3 is opened before the binds, so onstart.log is reachable even under /work.
-_BOOT_SCRIPT = f"""\
+_BOOT_SCRIPT = """\
 set -e
-root=$1 onstart_log=$2 onstart=$3 delay=$4
+onstart_log=$1 onstart=$2 delay=$3 binds=$4
 shift 4
 exec 3>>"$onstart_log"
-if [ -n "$root" ]; then
-  # root first, where no later bind hides it: it may lie under /app, /work or /tmp itself
-  mount --bind "$root" {ROOT_MOUNT}
-  mount --bind {ROOT_MOUNT}/ssh {SSH_MOUNT}
-  mount --bind {ROOT_MOUNT}/app {APP}
-  mount --bind {ROOT_MOUNT}/work {WORK}
-  mount --bind {ROOT_MOUNT}/tmp /tmp
-fi
+while [ "$binds" -gt 0 ]; do
+  mount --bind "$1" "$2"
+  shift 2
+  binds=$((binds - 1))
+done
 if [ -n "$onstart" ]; then
   (cd / && exec sh -c "$onstart") </dev/null >&3 2>&3 &
 fi
@@ -93,6 +93,15 @@ if [ "$delay" != 0 ]; then
 fi
 exec "$@"
 """
+
+
+def bind_order(pairs: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+    """The binds (source, target) in an order where no bind hides a later one's source: a
+    target that holds other sources (the state dir under /work, say) is bound after them."""
+    def hides_others(pair: tuple[Path, Path]) -> int:
+        return sum(src.is_relative_to(pair[1]) for src, _ in pairs if (src, _) != pair)
+    return sorted(pairs, key=hides_others)
+
 
 # Fallback stand-in for the pid namespace: adopts every orphan of the instance and reaps it,
 # and exits (with sshd's status) only when no descendant is left.
@@ -298,7 +307,7 @@ class SshHost:
     def _prepare_host(self) -> None:
         """Mount points and sshd's privilege-separation dir; empty dirs, made only if missing."""
         if self.isolate:
-            for d in (APP, WORK, SSH_MOUNT, ROOT_MOUNT):
+            for d in (APP, WORK, SSH_MOUNT):
                 d.mkdir(parents=True, exist_ok=True)
             PRIVSEP_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
 
@@ -330,10 +339,13 @@ class SshHost:
 
     def _argv(self, onstart: str, sshd_delay: float) -> list[str]:
         config = (SSH_MOUNT if self.isolate else self.ssh_dir) / self.config_path.name
-        sshd = [SSHD, "-D", "-e", "-f", str(config)]
+        sshd = [sshd_path(), "-D", "-e", "-f", str(config)]
         delay = f"{sshd_delay:.3f}" if sshd_delay > 0 else "0"
-        script = ["sh", "-c", _BOOT_SCRIPT, "vastsim-boot", str(self.root) if self.isolate else "",
-                  str(self.onstart_log), onstart, delay, *sshd]
+        pairs = bind_order([(self.ssh_dir, SSH_MOUNT), (self.root / "app", APP),
+                            (self.root / "work", WORK), (self.root / "tmp", Path("/tmp"))]
+                           ) if self.isolate else []
+        script = ["sh", "-c", _BOOT_SCRIPT, "vastsim-boot", str(self.onstart_log), onstart,
+                  delay, str(len(pairs)), *(str(p) for pair in pairs for p in pair), *sshd]
         if self.isolate:
             return ["unshare", "--mount", "--propagation", "private", "--pid", "--fork",
                     "--kill-child", "--mount-proc", *script]
@@ -535,12 +547,39 @@ _penalties: dict[str, bool] = {}
 
 def _has_penalties(host_key: Path) -> bool:
     """Whether this sshd knows PerSourcePenalties (OpenSSH >= 9.8); asked once per process."""
-    if SSHD not in _penalties:
-        probe = subprocess.run(
-            [SSHD, "-t", "-f", "/dev/null", "-o", f"HostKey={host_key}",
-             "-o", "PerSourcePenalties=no"], capture_output=True, check=False)
-        _penalties[SSHD] = probe.returncode == 0
-    return _penalties[SSHD]
+    sshd = sshd_path()
+    if sshd not in _penalties:
+        try:
+            probe = subprocess.run(
+                [sshd, "-t", "-f", "/dev/null", "-o", f"HostKey={host_key}",
+                 "-o", "PerSourcePenalties=no"], capture_output=True, check=False)
+        except OSError as exc:
+            raise SshHostError(f"cannot run sshd {sshd}: {exc}") from exc
+        _penalties[sshd] = probe.returncode == 0
+    return _penalties[sshd]
+
+
+def sshd_path() -> str:
+    """The sshd to run: ``$VASTSIM_SSHD`` or /usr/sbin/sshd."""
+    return os.environ.get(SSHD_ENV) or SSHD
+
+
+def check_tools() -> None:
+    """Refuse to serve without OpenSSH: every instance is a real sshd (message says the fix)."""
+    sshd = sshd_path()
+    if not os.path.isabs(sshd):
+        raise SshHostError(f"{SSHD_ENV}={sshd!r}: sshd must be given by absolute path")
+    if not (os.path.isfile(sshd) and os.access(sshd, os.X_OK)):
+        where = f" ({SSHD_ENV} is set)" if os.environ.get(SSHD_ENV) else ""
+        raise SshHostError(f"sshd not found at {sshd}{where}: every vastsim instance is a real "
+                           "OpenSSH sshd. Install it: apt-get install openssh-server")
+    hidden = next((d for d in (Path("/tmp"), APP, WORK) if Path(sshd).is_relative_to(d)), None)
+    if hidden is not None and os.geteuid() == 0:
+        raise SshHostError(f"{SSHD_ENV}={sshd}: {hidden} is hidden inside instances (each "
+                           "instance binds its own over it), so sshd cannot start there")
+    if shutil.which(SSH_KEYGEN) is None:
+        raise SshHostError(f"{SSH_KEYGEN} not found on PATH: vastsim makes each instance's "
+                           "host key with it. Install it: apt-get install openssh-client")
 
 
 def _banner(port: int) -> bool:

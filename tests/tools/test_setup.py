@@ -1,7 +1,7 @@
-"""`make setup`'s own steps on a fresh machine: tools/system-deps.sh names every missing tool and
-its package within seconds (and installs only as root), tools/ensure-venv.sh redoes a venv
-that is stale or broken and nothing else. Real scripts and processes throughout; the temp
-dirs stand in for the machine, the real .venv is never changed."""
+"""`make setup`'s checks: a machine without the system tools is told so in seconds, with the
+packages to install (and as root they are installed), and a stale or broken venv is refreshed
+(tools/system-deps.sh, Makefile). Real scripts and processes throughout; temp dirs stand in for
+the machine, and the real .venv is never changed."""
 
 from __future__ import annotations
 
@@ -16,19 +16,19 @@ from pathlib import Path
 from tools.pulumi_env import ROOT
 
 SYSTEM_DEPS = ROOT / "tools" / "system-deps.sh"
-ENSURE_VENV = ROOT / "tools" / "ensure-venv.sh"
 BASH = shutil.which("bash") or "/bin/bash"
 
 # every tool of the script's table and the package it must name
 TABLE = {
     "sshd": "openssh-server", "ssh": "openssh-client", "ssh-keygen": "openssh-client",
     "scp": "openssh-client", "rsync": "rsync", "unshare": "util-linux", "mount": "mount",
-    "setpriv": "util-linux", "tar": "tar", "git": "git", "make": "make",
+    "setpriv": "util-linux", "tar": "tar", "find": "findutils", "pgrep": "procps", "git": "git",
+    "make": "make",
     "initdb": "postgresql", "pg_ctl": "postgresql", "python3": "python3",
     "python3 -m venv": "python3-venv",
 }
-ON_PATH = ("ssh", "ssh-keygen", "scp", "rsync", "unshare", "mount", "setpriv", "tar", "git",
-           "make")
+ON_PATH = ("ssh", "ssh-keygen", "scp", "rsync", "unshare", "mount", "setpriv", "tar", "find",
+           "pgrep", "git", "make")
 
 
 def _stub(path: Path) -> None:
@@ -120,65 +120,55 @@ def test_check_passes_when_everything_is_there_and_names_only_what_is_not(
     assert "sudo apt-get install -y rsync postgresql" in proc.stderr
 
 
-def test_make_setup_runs_system_deps_before_the_venv_and_pulumi() -> None:
-    out = subprocess.run(["make", "-n", "-C", str(ROOT), "setup"], capture_output=True,
-                         text=True, check=True, timeout=30).stdout
-    steps = [line for line in out.splitlines() if line.startswith("tools/")]
-    assert steps == ["tools/system-deps.sh", "tools/ensure-venv.sh", "tools/build-pulumi.sh"]
+def test_this_machine_has_everything_the_project_needs():
+    proc = subprocess.run([str(SYSTEM_DEPS), "--check"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
 
 
-# --- the venv ------------------------------------------------------------------------------
+def test_an_unknown_option_is_refused():
+    proc = subprocess.run([str(SYSTEM_DEPS), "--instal"], capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 2 and "unknown option '--instal'" in proc.stderr
 
 
-def _checkout(tmp_path: Path, requirements: str) -> Path:
-    """A checkout's requirements.txt and a .venv whose python is the project's (so it runs
-    and has pip; the project's .venv itself is never written: the requirements are comments)."""
-    (tmp_path / "requirements.txt").write_text(requirements)
-    py = tmp_path / ".venv" / "bin" / "python"
-    py.parent.mkdir(parents=True)
-    py.write_text(f'#!{BASH}\nexec {sys.executable} "$@"\n')
-    py.chmod(0o755)
-    return tmp_path
+def test_vastsim_sshd_is_the_sshd_looked_for(tmp_path: Path) -> None:
+    env = {**os.environ, "VASTSIM_SSHD": str(tmp_path / "no" / "sshd")}
+    proc = subprocess.run([str(SYSTEM_DEPS), "--check"], env=env, capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 1 and _missing(proc.stderr) == {"sshd": "openssh-server"}
 
 
-def _ensure_venv(checkout: Path, *args: str) -> str:
-    proc = subprocess.run([BASH, str(ENSURE_VENV), *args, str(checkout)], capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
+def _venv_rule(project: Path) -> subprocess.CompletedProcess[str]:
+    """The Makefile's venv rule, run in a scratch project whose .venv is a fake python."""
+    return subprocess.run(["make", "-s", "-f", str(ROOT / "Makefile"), "-C", str(project),
+                           "venv"], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "MAKEFLAGS": ""})
 
 
-def test_a_stale_stamp_reinstalls_and_a_current_one_does_nothing(tmp_path: Path) -> None:
-    checkout = _checkout(tmp_path, "# pins v2\n")
-    stamp = checkout / ".venv" / ".installed-requirements.txt"
-    assert "no stamp of what was installed" in _ensure_venv(checkout, "--dry-run")
+def test_a_stale_or_broken_venv_is_refreshed_and_a_fresh_one_left_alone(tmp_path: Path):
+    project = tmp_path / "p"
+    (project / ".venv" / "bin").mkdir(parents=True)
+    (project / "requirements.txt").write_text("# no packages\n")
+    fake = project / ".venv" / "bin" / "python"
+    fake.write_text("#!/bin/sh\necho \"python $*\" >> \"$(dirname \"$0\")/calls\"\n")
+    fake.chmod(0o755)
+    calls = project / ".venv" / "bin" / "calls"
+    stamp = project / ".venv" / ".installed-requirements.txt"
+    stamp.write_text("# older pins\n")
 
-    stamp.write_text("# pins v1\n")  # a .venv from an older requirements.txt
-    os.utime(stamp)  # newer than requirements.txt: contents count, not times
-    assert "would pip install -r requirements.txt: requirements.txt changed" in _ensure_venv(
-        checkout, "--dry-run")
+    first = _venv_rule(project)
+    assert first.returncode == 0, first.stderr
+    assert "installing requirements.txt" in first.stdout
+    assert "-m pip install" in calls.read_text()
+    assert stamp.read_text() == "# no packages\n"
 
-    out = _ensure_venv(checkout)  # a real pip install -r (of nothing but a comment)
-    assert "installing requirements.txt (requirements.txt changed" in out
-    assert stamp.read_text() == "# pins v2\n"
-    started = time.monotonic()
-    assert _ensure_venv(checkout) == ""
-    assert time.monotonic() - started < 5
+    calls.unlink()
+    again = _venv_rule(project)
+    assert again.returncode == 0 and again.stdout == ""
+    assert "pip" not in calls.read_text()  # only the health check ran
 
-
-def test_a_missing_or_broken_venv_python_is_rebuilt(tmp_path: Path) -> None:
-    checkout = _checkout(tmp_path, "# pins\n")
-    py = checkout / ".venv" / "bin" / "python"
-    (checkout / ".venv" / ".installed-requirements.txt").write_text("# pins\n")
-    assert _ensure_venv(checkout, "--dry-run") == ""
-
-    py.unlink()
-    py.symlink_to(tmp_path / "python3.10-since-removed")  # its base Python is gone
-    out = _ensure_venv(checkout, "--dry-run")
-    assert f"would rebuild {checkout / '.venv'}: {py} is missing" in out
-
-    py.unlink()
-    py.write_text(f"#!{BASH}\nexit 127\n")  # there, but does not run
-    out = _ensure_venv(checkout, "--dry-run")
-    assert f"would rebuild {checkout / '.venv'}: {py} does not run" in out
-    assert "would pip install -r requirements.txt: a new venv" in out
+    fake.unlink()  # a broken venv: its python is gone
+    broken = _venv_rule(project)
+    assert broken.returncode == 0, broken.stderr
+    assert "making .venv" in broken.stdout and "installing requirements.txt" in broken.stdout
+    assert (project / ".venv" / "bin" / "python").exists()
