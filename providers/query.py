@@ -6,7 +6,8 @@ the official CLI sends for them (``vastai/api/query.py::parse_query``; notes in 
 "Query grammar"): operators and their word forms, field aliases, unit multipliers (x1000 for RAM,
 not x1024), ``driver_version`` to ``MMMmmmppp``, underscores to spaces, lists for ``in`` /
 ``notin``, ``field=any`` to drop a filter, and numbers sent as *strings* (the server coerces
-them) unless the field has a multiplier.
+them) unless the field has a multiplier; ``true/false/None`` become JSON only as a single
+value, never inside a list.
 
 Where we are stricter than the CLI, on purpose (a filter the server silently ignores rents the
 wrong machine, and rented machines bill):
@@ -207,7 +208,8 @@ def _apply(filters: dict[str, dict[str, Value]], query: str, match: re.Match[str
         if not items:
             raise QueryError(query, raw_value, value_position, "empty list")
         converted: Value = [
-            _convert(field, item, query, raw_value, value_position) for item in items
+            _convert(field, item, query, raw_value, value_position, in_list=True)
+            for item in items
         ]
     else:
         if not value:
@@ -223,8 +225,14 @@ def _apply(filters: dict[str, dict[str, Value]], query: str, match: re.Match[str
     filters.setdefault(field, {})[op] = converted
 
 
-def _convert(field: str, value: str, query: str, token: str, position: int) -> Value:
-    """One value, as the CLI converts it (docs/vast-api.md, "Query grammar")."""
+def _convert(
+    field: str, value: str, query: str, token: str, position: int, *, in_list: bool = False
+) -> Value:
+    """One value, as the CLI converts it (docs/vast-api.md, "Query grammar").
+
+    List items stay strings (``in [true,false]`` sends ``["true", "false"]``): the CLI turns
+    only a single value into a JSON boolean or null.
+    """
     if field == "driver_version" and "." in value:
         if not _DRIVER_VERSION.fullmatch(value):
             raise QueryError(
@@ -240,6 +248,8 @@ def _convert(field: str, value: str, query: str, token: str, position: int) -> V
         if not math.isfinite(number):
             raise QueryError(query, token, position, f"{field} needs a number, got {value!r}")
         return number * FIELD_MULTIPLIERS[field]
+    if in_list:
+        return value
     if value in ("true", "True"):
         return True
     if value in ("false", "False"):

@@ -50,14 +50,13 @@ import paramiko
 from remote.errors import SshError, SyncError, SyncSourceError
 from remote.openssh import rsync_rsh, ssh_argv
 from remote.progress import Progress
-from remote.ssh import Connection, Target, ssh_errors
+from remote.ssh import STALL_TIMEOUT_S, Connection, Target, ssh_errors
 
 IGNORE_FILE = ".vastignore"
 MANIFEST = ".vast-gpu-sync"
 MANIFEST_HEADER = "vast-gpu-sync manifest 1"
 LISTING_END = b"\0\0vast-gpu-sync listing end\0"
 METHODS = ("auto", "tar", "tar-ssh", "tar-paramiko", "rsync")
-STALL_TIMEOUT_S = 120.0
 TAR_BUFFER = 256 * 1024
 SEND_SLICE = 256 * 1024
 ERROR_TAIL_LINES = 10

@@ -35,7 +35,8 @@ CliRun = Callable[..., subprocess.CompletedProcess[str]]
 def vastai(referee: Path, vastsim: VastSim, tmp_path: Path) -> Iterator[CliRun]:
     """`vastai ARGS...` against vastsim; its config (and any key file) stays in tmp_path."""
     env = {**os.environ, "HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
-           "NO_COLOR": "1", "COLUMNS": "200"}
+           "NO_COLOR": "1", "COLUMNS": "200",
+           "VAST_URL": vastsim.url}  # the CLI loads its GPU names from $VAST_URL, not --url
     env.pop("VAST_API_KEY", None)
 
     def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -68,6 +68,7 @@ SAME = [
     "bw_nvlink>100",
     "gpu_display_active=False",
     "  num_gpus=1   gpu_ram>=20  ",
+    "static_ip in [true,false]",  # list items stay strings (found by the referee)
 ]
 
 # Queries where we differ on purpose: ours refuses, the CLI sends something the server then
