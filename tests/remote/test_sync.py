@@ -433,6 +433,10 @@ def test_an_extract_that_exits_0_without_reading_is_not_a_success(
     with Connection(target) as conn:
         with pytest.raises(SyncError) as err:
             sync(conn, src, "/app/x", method=method, progress=False)
-        assert "4 files sent, 0 arrived" in str(err.value) and "f0.txt" in str(err.value)
+        # the check after the upload says what is missing; when the extract's early exit
+        # already closed the session, the listing fails first: either way not a success
+        said = str(err.value)
+        assert ("4 files sent, 0 arrived" in said and "f0.txt" in said) or (
+            "Socket is closed" in said and "rerun the sync" in said), said
         monkeypatch.undo()
         assert sync(conn, src, "/app/x", method=method, progress=False).files_sent == 4
