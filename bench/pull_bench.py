@@ -118,7 +118,7 @@ def main() -> None:
                     runners[name](dest)
                     times[name].append(time.monotonic() - start)
                     shutil.rmtree(dest)
-        report(times, total, args.mb * 1024 * 1024)
+            report(times, total, args.mb * 1024 * 1024)  # before the teardown, which can fail
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -94,14 +94,11 @@ def main() -> None:
                 conn.run("true")
             bench = Bench(target, src, scp=args.scp)
             table = bench.run(made, args.runs)
-            if link is None:
-                print_table(table, bench.channels, args.files, args.runs, None)
-                return
-            ceiling = bench.ceiling(work, args.runs)
-            link.profile("lan")
-            lan = bench.no_change(args.runs)
-        print_table(table, bench.channels, args.files, args.runs, args.link)
-        print_link(table, lan, ceiling, args.link)
+            print_table(table, bench.channels, args.files, args.runs, args.link)
+            if link is not None:  # printed before the teardown, which can fail on its own
+                ceiling = bench.ceiling(work, args.runs)
+                link.profile("lan")
+                print_link(table, bench.no_change(args.runs), ceiling, args.link)
 
 
 class Bench:
