@@ -1,14 +1,16 @@
 """How fast `inv pull` is next to `rsync -a` and `scp -r` over the same sshd, on the same data.
 
-Run: ``.venv/bin/python -m bench.pull_bench [--mb 1024] [--small 200] [--runs 1]``. It starts a
-vastsim, rents one instance, fills its /work with one big random file plus small files, then
-for each method pulls /work into an empty local dir and times it: our pull (system ssh, and
-the paramiko fallback), ``rsync -a`` and ``scp -r`` with the same ssh options, and a raw
-``ssh cat`` of the big file as the limit of the link. Every time includes starting the
-connection (our paramiko connect as well as ssh's). Dirty pages are flushed before each timing
-and the order of the methods rotates from run to run. The median of the runs is printed with
-MB/s and the ratio to rsync. Local copies are deleted after each run; the instance and vastsim
-at the end.
+Run: ``.venv/bin/python -m bench.pull_bench [--mb 1024] [--small 200] [--runs 1] [--link wan]
+[--no-scp]``. It starts a vastsim, rents one instance, fills its /work with one big random file
+plus small files, then for each method pulls /work into an empty local dir and times it: our
+pull (system ssh, and the paramiko fallback), ``rsync -a`` and ``scp -r`` with the same ssh
+options, and a raw ``ssh cat`` of the big file as the limit of the link. Every time includes
+starting the connection (our paramiko connect as well as ssh's). Dirty pages are flushed before
+each timing and the order of the methods rotates from run to run. The median of the runs is
+printed with MB/s and the ratio to rsync. Local copies are deleted after each run; the instance
+and vastsim at the end. With ``--link lan|wan|far`` every method (the limit too) goes through
+one Toxiproxy link with that profile in front of the sshd (bench/link.py); /work is filled
+directly.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.instances import BenchInstance
+from bench.link import PROFILES, add_link_option, through
 from remote.openssh import rsync_rsh, ssh_argv, ssh_options
 from remote.pull import pull
 from remote.ssh import Connection, Target
@@ -68,6 +71,7 @@ def methods(t: Target) -> dict[str, Callable[[Path], None]]:
         "ours (ssh)": ours("ssh"),
         "ours (paramiko)": ours("paramiko"),
         "rsync -a": command(["rsync", "-a", "-e", rsh, f"{remote}/", "DEST/"]),
+        "rsync -az": command(["rsync", "-az", "-e", rsh, f"{remote}/", "DEST/"]),
         "scp -r": command(["scp", "-q", "-r", "-p", *ssh_options(t), "-P", str(t.port),
                            f"{remote}/.", "DEST/"]),
         "ssh cat big.bin (limit)": cat,
@@ -79,6 +83,9 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=1024, help="size of the big file, MiB")
     parser.add_argument("--small", type=int, default=200, help="number of 4 KB files")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--no-scp", action="store_true",
+                        help="leave scp -r out (it waits a round trip or more on every file)")
+    add_link_option(parser)
     args = parser.parse_args()
     need = 3 * args.mb * 1024 * 1024
     work = Path(tempfile.mkdtemp(prefix="bench-pull-"))
@@ -88,12 +95,19 @@ def main() -> None:
     key = work / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     try:
-        with VastSim(work / "sim") as sim, BenchInstance(sim, key, "pull", disk=60) as inst:
-            t = inst.target(work / "known_hosts")
-            total = fill_work(t, args.mb, args.small)
+        with (VastSim(work / "sim") as sim,
+              BenchInstance(sim, key, "pull", disk=60) as inst,
+              through(args.link, inst.target(work / "known_hosts"), work) as (t, _link)):
+            total = fill_work(inst.target(work / "known_hosts"), args.mb, args.small)
+            with Connection(t) as conn:  # pins the link's host:port for ssh, rsync and scp
+                conn.run("true")
+            where = f"the {args.link} link: {PROFILES[args.link].describe()}" if args.link \
+                else "direct"
             print(f"/work: {total / MB:.0f} MB ({args.mb} MiB file + {args.small} small "
-                  f"files); {args.runs} run(s) each; sshd {t.host}:{t.port}")
+                  f"files); {args.runs} run(s) each; sshd {t.host}:{t.port} ({where})")
             runners = methods(t)
+            if args.no_scp:
+                del runners["scp -r"]
             times: dict[str, list[float]] = {name: [] for name in runners}
             order = list(runners)
             for i in range(args.runs):
@@ -104,7 +118,7 @@ def main() -> None:
                     runners[name](dest)
                     times[name].append(time.monotonic() - start)
                     shutil.rmtree(dest)
-        report(times, total, args.mb * 1024 * 1024)
+            report(times, total, args.mb * 1024 * 1024)  # before the teardown, which can fail
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
