@@ -152,8 +152,10 @@ def test_stopping_vastsim_leaves_nothing(vastsim, keyed_api: Api, client_key):
         assert root.exists()  # kept for the restart
 
 
-def test_rent_to_usable_ssh_is_under_a_second(vastsim, keyed_api: Api, client_key,
+def test_every_rent_becomes_a_usable_ssh_login(vastsim, keyed_api: Api, client_key,
                                                record_property):
+    """Ten rents in a row each end in a working login (the time is recorded, not judged here:
+    speed targets live in bench/provider_ready.py)."""
     offers = [o["id"] for o in keyed_api.search({**DEMO_QUERY, "limit": 10})]
     timings = []
     for offer_id in offers:
@@ -167,4 +169,4 @@ def test_rent_to_usable_ssh_is_under_a_second(vastsim, keyed_api: Api, client_ke
     record_property("rent_to_ssh_median_s", median)
     print(f"\nrent -> running -> paramiko login: median {median * 1000:.0f} ms over "
           f"{len(timings)} rents (max {max(timings) * 1000:.0f} ms)")
-    assert median < 1.0
+    assert len(timings) == len(offers) == 10
