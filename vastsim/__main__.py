@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import logging
 import sys
 from pathlib import Path
 
+from vastsim.accounts import parse_date
 from vastsim.errors import VastSimError
 from vastsim.faults import FaultSpecError
 from vastsim.server import serve
+from vastsim.sshhost import SshHostError
 
 DEFAULT_PORT = 8765
 DEFAULT_STATE_DIR = Path(".vastsim")
@@ -41,9 +44,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key",
                    help="the account API key; default: the one in the state dir, or a new "
                         "random one")
+    p.add_argument("--account-created", metavar="YYYY-MM-DD", type=_date,
+                   help="when the account was opened: on or before 2026-06-02 the old "
+                        "GET /api/v0/instances/ list still answers; later it is 410 "
+                        "deprecated_endpoint, as on vast.ai (default: a new account, or the "
+                        "date kept in the state dir)")
     p.add_argument("--log-level", default="WARNING",
                    help="Python logging level on stderr (default WARNING)")
     return top
+
+
+def _date(text: str) -> datetime.date:
+    try:
+        return parse_date(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     try:
         serve(port=args.port, state_dir=args.state_dir, boot_seconds=args.boot_seconds,
-              faults=faults, api_key=args.api_key)
-    except (VastSimError, FaultSpecError) as exc:
+              faults=faults, api_key=args.api_key, account_created=args.account_created)
+    except (VastSimError, FaultSpecError, SshHostError) as exc:
         print(f"vastsim: {exc}", file=sys.stderr)
         return 2
     return 0

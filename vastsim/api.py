@@ -18,6 +18,12 @@ Admin routes need no key and never fault:
 ``POST /_sim/instances/ID/kill`` ``{"status": "offline"|"exited", "status_msg": ...}``
 ``GET  /_sim/unexpected``        requests that matched no route
 ``GET  /_sim/requests``          the last requests: method, path, status, fault
+``POST /_sim/seed``              ``{"count": N, "status": ..., "label": ...}``: N foreign
+                                 instances (not ours, no sshd; vastsim/seed.py)
+``POST /_sim/outbid``            ``{"id": N}`` (or ``{}``: every running bid instance): a higher
+                                 bid takes the machine (vastsim/bids.py)
+``POST /_sim/busy``              ``{"machine_id": M}`` or ``{"offer_id": O}``, ``"busy":
+                                 true|false``: that machine's GPUs are (no longer) taken
 ===============================  =============================================================
 
 ``/_s3/instance_logs/NAME.log`` is the object store a logs ``result_url`` points into
@@ -35,6 +41,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from vastsim import listing
 from vastsim.cloud import Cloud
 from vastsim.errors import ApiError
 from vastsim.faults import FaultSpecError
@@ -59,13 +66,16 @@ ROUTES: list[Route] = [(m, re.compile(p + r"\Z"), name, auth) for m, p, name, au
     ("POST", r"/api/v0/bundles", "search_post", "any"),
     ("GET", r"/api/v0/bundles", "search_get", "any"),
     ("PUT", r"/api/v0/search/asks", "search_asks", "any"),
+    ("GET", r"/api/v0/gpu_names/unique", "gpu_names", "any"),
     ("PUT", r"/api/v0/asks/(\d+)", "rent", "account"),
     ("GET", r"/api/v0/instances", "list_instances", "account"),
     ("GET", r"/api/v1/instances", "list_v1", "account"),
+    ("GET", r"/api/v0/instances/filters", "list_filters", "account"),
     ("GET", r"/api/v0/instances/(\d+)", "show", "instance"),
     ("PUT", r"/api/v0/instances/(\d+)", "manage", "instance"),
     ("DELETE", r"/api/v0/instances/(\d+)", "destroy", "instance"),
     ("PUT", r"/api/v0/instances/reboot/(\d+)", "reboot", "account"),
+    ("PUT", r"/api/v0/instances/bid_price/(\d+)", "change_bid", "account"),
     ("PUT", r"/api/v0/instances/request_logs/(\d+)", "request_logs", "instance"),
     ("POST", r"/api/v0/instances/(\d+)/ssh", "attach", "account"),
     ("GET", r"/api/v0/ssh", "list_keys", "account"),
@@ -229,24 +239,32 @@ class Api:
                                 "Invalid args: expected {\"select_cols\": [...], \"q\": {...}}")
         return Answer(200, {"success": True, "offers": self.cloud.search(payload["q"])})
 
+    def gpu_names(self, **_: Any) -> Answer:
+        """Every GPU model of the catalogue; vastai 1.9.1 asks it (no key) on every run."""
+        with self.cloud.lock:
+            names = self.cloud.catalogue.gpu_names()
+        return Answer(200, {"gpu_names": names})
+
     # --- instances -----------------------------------------------------------------------------
 
     def rent(self, offer_id: int, *, payload: Any, **_: Any) -> Answer:
         return Answer(200, self.cloud.rent(offer_id, payload))
 
     def list_instances(self, **_: Any) -> Answer:
+        """The v0 list: 410 for accounts opened after 2026-06-02 (vastsim/accounts.py)."""
+        with self.cloud.lock:
+            self.cloud.account.check_v0_list()
         rows = self.cloud.list_instances()
         return Answer(200, {"instances_found": len(rows), "instances": rows})
 
     def list_v1(self, *, query: dict[str, list[str]], **_: Any) -> Answer:
-        rows = self.cloud.list_instances()
-        after = int(query.get("after_token", ["0"])[0] or 0)
-        rows = sorted(rows, key=lambda r: r["id"])
-        rest = [r for r in rows if r["id"] > after]
-        page = rest[:25]
-        token = str(page[-1]["id"]) if len(rest) > 25 else None
-        return Answer(200, {"success": True, "instances": page, "next_token": token,
-                            "total_instances": len(rows)})
+        """The paged list (vastsim/listing.py has the args and the answer)."""
+        return Answer(200, listing.page(self.cloud.list_instances(), query))
+
+    def list_filters(self, **_: Any) -> Answer:
+        """What ``show instances`` offers to filter on: the distinct combinations present."""
+        return Answer(200, {"success": True,
+                            "filters": listing.filter_values(self.cloud.list_instances())})
 
     def show(self, instance_id: int, *, owner: int | None, **_: Any) -> Answer:
         if owner is not None and owner != instance_id:
@@ -270,6 +288,11 @@ class Api:
     def destroy(self, instance_id: int, *, owner: int | None, **_: Any) -> Answer:
         self._own(owner, instance_id)
         self.cloud.destroy(instance_id)
+        return Answer(200, {"success": True})
+
+    def change_bid(self, instance_id: int, *, payload: Any, **_: Any) -> Answer:
+        price = payload.get("price") if isinstance(payload, dict) else None
+        self.cloud.change_bid(instance_id, price)
         return Answer(200, {"success": True})
 
     def reboot(self, instance_id: int, **_: Any) -> Answer:
@@ -307,7 +330,7 @@ class Api:
 
     def list_keys(self, **_: Any) -> Answer:
         with self.cloud.lock:
-            return Answer(200, [dict(k) for k in self.cloud.ssh_keys])
+            return Answer(200, self.cloud.account.live_keys())
 
     def create_key(self, *, payload: Any, **_: Any) -> Answer:
         key = payload.get("ssh_key") if isinstance(payload, dict) else None
@@ -340,6 +363,9 @@ class Api:
             ("GET", "/_sim/instances"): lambda: {"instances": self.cloud.internals()},
             ("GET", "/_sim/unexpected"): lambda: {"unexpected": list(self.cloud.unexpected)},
             ("GET", "/_sim/requests"): lambda: {"requests": list(self.cloud.requests)},
+            ("POST", "/_sim/seed"): lambda: {"seeded": self.cloud.seed(self._json(body))},
+            ("POST", "/_sim/outbid"): lambda: {"outbid": self.cloud.outbid(self._json(body))},
+            ("POST", "/_sim/busy"): lambda: self.cloud.set_busy(self._json(body)),
         }
         try:
             kill = re.fullmatch(r"/_sim/instances/(\d+)/kill", path)

@@ -267,6 +267,11 @@ class Catalogue:
             rows = sort_rows(rows, field, desc)
         return rows[: max(limit, 0)]
 
+    def gpu_names(self) -> list[str]:
+        """Distinct ``gpu_name`` of every offer, rented or not (``/gpu_names/unique/``)."""
+        return sorted({str(o["gpu_name"]) for o in (self.base | self.extra).values()
+                       if o.get("gpu_name")})
+
     def rent(self, offer_id: int, instance_id: int) -> dict[str, Any]:
         """Take the offer for ``instance_id``; no_such_ask when it is gone or never existed."""
         if self.offer(offer_id) is None:

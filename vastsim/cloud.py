@@ -17,6 +17,7 @@ instance's files (host key, authorized_keys, /app, /work) live in ``<state_dir>/
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
@@ -28,30 +29,26 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from vastsim import bids
+from vastsim.accounts import USER_ID, Account
+from vastsim.admin import Admin
 from vastsim.catalogue import Catalogue
 from vastsim.errors import ApiError, StateError
 from vastsim.faults import FaultBook
 from vastsim.instance import LOADING_MSG, SCHEDULING_MSG, TRANSIENT, Instance
 from vastsim.ledger import Meter
 from vastsim.logs import LogStore
+from vastsim.rentspec import MAX_LABEL, rent_spec
 from vastsim.sshhost import SshHost, SshHostError
 
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
 FIRST_INSTANCE_ID = 13_600_001
-USER_ID = 424242
 INITIAL_CREDIT = 100.0
 SCHEDULING_SHARE = 0.25  # of boot_seconds spent in "scheduling" before "loading"
 TICK_S = 0.05
 BOOT_WAIT_S = 30.0  # how long a zero-boot rent waits for sshd before answering anyway
-MIN_DISK_GB = 8.0
-MAX_LABEL = 1024
-MAX_IMAGE = 1024
-MAX_ONSTART = 4096
-MAX_ENV_ENTRY = 256
-MAX_ENV_TOTAL = 32768
-BID_RANGE = (0.001, 128.0)
 REQUEST_LOG = 2000
 
 
@@ -59,11 +56,12 @@ def _no_such_instance(instance_id: int) -> ApiError:
     return ApiError.vast(404, "no_such_instance", f"Instance {instance_id} not found.")
 
 
-class Cloud:
+class Cloud(Admin):
     """The whole simulated vast.ai account; thread-safe."""
 
     def __init__(self, state_dir: Path, *, boot_seconds: float = 0.0,
-                 api_key: str | None = None, faults: Any = None) -> None:
+                 api_key: str | None = None, faults: Any = None,
+                 account_created: datetime.date | None = None) -> None:
         self.state_dir = Path(state_dir).absolute()
         self.state_file = self.state_dir / "state.json"
         self.boot_seconds = float(boot_seconds)
@@ -71,9 +69,9 @@ class Cloud:
         self.catalogue = Catalogue.load()
         self.faults = FaultBook()
         self.instances: dict[int, Instance] = {}
-        self.ssh_keys: list[dict[str, Any]] = []
+        self.account = Account(account_created)
+        self.busy: set[int] = set()  # machine ids whose GPUs someone else holds (bids.py)
         self.next_instance_id = FIRST_INSTANCE_ID
-        self.next_key_id = 1
         self.api_key = api_key or secrets.token_hex(32)
         self.unexpected: list[dict[str, Any]] = []
         self.requests: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG)
@@ -86,14 +84,14 @@ class Cloud:
         self._ticker: threading.Thread | None = None
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if self.state_file.exists():
-            self._load(api_key)
+            self._load(api_key, account_created)
         if faults is not None:
             self.faults.add(faults)
         self.save()
 
     # --- persistence ---------------------------------------------------------------------------
 
-    def _load(self, api_key: str | None) -> None:
+    def _load(self, api_key: str | None, account_created: datetime.date | None) -> None:
         try:
             state = json.loads(self.state_file.read_text(encoding="utf-8"))
             if state.get("version") != STATE_VERSION:
@@ -101,8 +99,8 @@ class Cloud:
                                                   f"this vastsim reads {STATE_VERSION}")
             self.api_key = api_key or state["api_key"]
             self.next_instance_id = state["next_instance_id"]
-            self.next_key_id = state["next_key_id"]
-            self.ssh_keys = state["ssh_keys"]
+            self.account.restore(state, account_created)
+            self.busy = set(state.get("busy_machines", []))
             self.unexpected = state.get("unexpected", [])
             self.instances = {i["id"]: Instance.from_state(i) for i in state["instances"]}
             self.catalogue.restore(state["catalogue"])
@@ -115,8 +113,8 @@ class Cloud:
         with self.lock:
             state = {
                 "version": STATE_VERSION, "api_key": self.api_key,
-                "next_instance_id": self.next_instance_id, "next_key_id": self.next_key_id,
-                "ssh_keys": self.ssh_keys, "unexpected": self.unexpected,
+                "next_instance_id": self.next_instance_id, **self.account.to_state(),
+                "unexpected": self.unexpected, "busy_machines": sorted(self.busy),
                 "instances": [i.to_state() for i in self.instances.values()],
                 "catalogue": self.catalogue.to_state(), "faults": self.faults.to_state(),
             }
@@ -134,7 +132,7 @@ class Cloud:
         self.url = url
         now = time.time()
         for inst in self.instances.values():
-            if inst.gone:
+            if inst.gone or not inst.sshd:
                 continue
             if not _port_free(inst.port):
                 inst.port = SshHost.free_port()
@@ -155,11 +153,12 @@ class Cloud:
     def _boot_now(self, inst: Instance) -> None:
         """Restart-time boot of a running instance (no faults; same host key and files)."""
         try:
-            self.hosts[inst.id].boot(inst.onstart, 0.0)
+            if inst.sshd:
+                self.hosts[inst.id].boot(inst.onstart, 0.0)
             inst.boot_state, inst.boot_done_at = "up", time.time()
-        except SshHostError as exc:
+        except Exception as exc:  # any boot error: the instance exits, saying why
             log.error("instance %s: sshd did not come back: %s", inst.id, exc)
-            self._set_phase(inst, "exited", time.time(), f"sshd failed: {exc}\n")
+            self._set_phase(inst, "exited", time.time(), boot_failure(exc))
 
     def shutdown(self) -> None:
         """Stop every sshd cleanly, close the billing intervals, save."""
@@ -199,6 +198,8 @@ class Cloud:
                 self.save()
 
     def _advance(self, inst: Instance, now: float) -> bool:
+        if inst.waiting:
+            return False  # outbid or no GPUs free: it stays where it is (vastsim/bids.py)
         before = (inst.phase, inst.boot_state)
         ready_at = inst.cycle_start + self.boot_seconds
         if inst.phase == "scheduling":
@@ -230,6 +231,9 @@ class Cloud:
         inst.meter.set(at, gpu=gpu, storage=storage)
 
     def _start_boot(self, inst: Instance) -> None:
+        if not inst.sshd:  # a seeded foreign instance: nothing to start
+            inst.boot_state, inst.boot_done_at = "up", time.time()
+            return
         inst.boot_state = "booting"
         event = self._boot_events.setdefault(inst.id, threading.Event())
         event.clear()
@@ -249,9 +253,9 @@ class Cloud:
                 error = None
                 try:
                     host.boot(onstart, delay)
-                except SshHostError as exc:
+                except Exception as exc:  # else it would sit in loading forever
                     error = exc
-                    log.error("instance %s: %s", instance_id, exc)
+                    log.error("instance %s: boot failed: %s", instance_id, exc)
                 with self.lock:
                     if inst.boot_gen != gen:
                         return  # stopped or destroyed meanwhile; that caller stops the host
@@ -259,7 +263,7 @@ class Cloud:
                     if error is None:
                         inst.boot_state = "up"
                     else:
-                        inst.boot_state, inst.status_msg = "failed", f"sshd failed: {error}\n"
+                        inst.boot_state, inst.status_msg = "failed", boot_failure(error)
                     self._advance(inst, time.time())
                     self.save()
         finally:
@@ -290,7 +294,7 @@ class Cloud:
 
     def rent(self, offer_id: int, body: Any) -> dict[str, Any]:
         """``PUT /asks/{id}/``: validate like vast.ai, take the offer, boot the instance."""
-        spec = _rent_spec(offer_id, body)
+        spec = rent_spec(offer_id, body)
         now = time.time()
         with self.lock:
             offer = self.catalogue.offer(offer_id)
@@ -303,6 +307,8 @@ class Cloud:
                     raise ApiError.vast(400, "invalid_args",
                                         f"Requested disk {spec['disk']:g} GB exceeds the "
                                         f"{offer['disk_space']:g} GB offer {offer_id} has.")
+                if offer.get("machine_id") in self.busy and bids.cancel_unavail(body):
+                    raise bids.busy_refusal(offer_id, offer.get("machine_id"))
             instance_id = self.next_instance_id
             offer = self.catalogue.rent(offer_id, instance_id)
             self.next_instance_id += 1
@@ -310,9 +316,12 @@ class Cloud:
                 id=instance_id, offer_id=offer_id, offer=offer, created_at=now,
                 api_key=secrets.token_hex(32), jupyter_token=secrets.token_hex(32),
                 port=SshHost.free_port(), cycle_start=now,
-                keys=[k["public_key"] for k in self.ssh_keys if k["deleted_at"] is None],
+                keys=[k["public_key"] for k in self.account.live_keys()],
                 meter=Meter(0.0, 0.0), **spec)
             inst.meter = Meter(inst.gpu_rate_h, inst.storage_rate_h)
+            hold = bids.hold_at_rent(inst, machine_busy=offer.get("machine_id") in self.busy)
+            if hold is not None:
+                inst.phase, inst.status_msg = hold
             inst.stuck = self.faults.take("stuck_loading") is not None
             exited = self.faults.take("exited")
             inst.exit_msg = exited.status_msg if exited else None
@@ -373,6 +382,10 @@ class Cloud:
             inst = self._live(instance_id)
             self.advance(now)
             inst.intended = state
+            if state == "running" and inst.waiting:  # queued: it starts when it may
+                inst.status_msg = bids.waiting_msg(inst)
+                self.save()
+                return
             if state == "stopped":
                 if inst.phase == "offline":
                     self.save()
@@ -381,10 +394,7 @@ class Cloud:
                 inst.boot_state = "none"
                 self._set_phase(inst, "stopped", now, "")
             elif inst.phase in ("stopped", "exited"):
-                inst.boot_gen += 1
-                inst.boot_state, inst.cycle_start = "none", now
-                self._set_phase(inst, "scheduling", now, SCHEDULING_MSG)
-                self._advance(inst, now)
+                self._queue_start(inst, now)
             self.save()
         if state == "stopped":
             self._host_op(instance_id, "stop")
@@ -412,6 +422,41 @@ class Cloud:
             self.save()
         self._wait_boot(instance_id)
 
+    def change_bid(self, instance_id: int, price: Any) -> None:
+        """``PUT /instances/bid_price/{id}/``: a new bid; at or over min_bid an outbid one resumes.
+
+        A running one whose new bid is under min_bid is outbid at once (vastsim/bids.py).
+        """
+        price = bids.check_bid(price)
+        now = time.time()
+        with self.lock:
+            self.advance(now)
+            inst = self.instances.get(instance_id)
+            if inst is None or inst.gone:
+                raise ApiError.vast(404, "no_such_instance",
+                                    "Instance with that ID does not exist.")
+            if inst.price is None:
+                raise ApiError.vast(400, "invalid_args", f"Instance {instance_id} is not an "
+                                    "interruptible (bid) instance.")
+            inst.price = price
+            inst.meter.reprice(now, price)
+            high_enough = price >= bids.min_bid(inst.offer)
+            if inst.waiting == bids.OUTBID and high_enough:
+                inst.waiting = None
+                if inst.intended == "running":
+                    self._queue_start(inst, now)
+            self.save()
+        if not high_enough and bids.can_outbid(inst):
+            self.outbid({"id": instance_id})
+        self._wait_boot(instance_id)
+
+    def _queue_start(self, inst: Instance, now: float) -> None:
+        """Start (again) from scheduling: a start, a freed machine, a bid high enough."""
+        inst.boot_gen += 1
+        inst.boot_state, inst.cycle_start = "none", now
+        self._set_phase(inst, "scheduling", now, SCHEDULING_MSG)
+        self._advance(inst, now)
+
     def destroy(self, instance_id: int) -> None:
         """Stop sshd and every instance process, remove its files, stop billing."""
         now = time.time()
@@ -427,25 +472,13 @@ class Cloud:
         with self.lock:
             self.hosts.pop(instance_id, None)
 
-    def kill(self, instance_id: int, status: str, status_msg: str | None) -> None:
-        """The machine dies (admin): SIGKILL everything; ``offline`` or ``exited``."""
-        if status not in ("offline", "exited"):
-            raise ApiError(400, {"error": f"status must be 'offline' or 'exited', got {status!r}"})
-        now = time.time()
-        with self.lock:
-            inst = self._live(instance_id)
-            inst.boot_gen += 1
-            inst.boot_state = "none"
-            default = "" if status == "offline" else "container exited with code 137\n"
-            self._set_phase(inst, status, now, default if status_msg is None else status_msg)
-            self.save()
-        self._host_op(instance_id, "kill")
-
     def request_logs(self, instance_id: int, tail: int) -> str:
         """Where the instance's onstart/container output will appear (vastsim/logs.py)."""
         with self.lock:
             self._live(instance_id)
-            log_file = self.hosts[instance_id].onstart_log
+            host = self.hosts.get(instance_id)  # none for a seeded instance: an empty log
+            log_file = (host.onstart_log if host else
+                        self.state_dir / "instances" / str(instance_id) / "onstart.log")
         return self.logs.request(log_file, tail)
 
     def attach_key(self, instance_id: int, key: Any) -> None:
@@ -455,10 +488,11 @@ class Cloud:
             inst = self._live(instance_id)
             if key.strip() not in inst.keys:
                 inst.keys.append(key.strip())
-            host = self.hosts[instance_id]
+            host = self.hosts.get(instance_id)
             self.save()
-        with self._host_lock(instance_id):
-            host.set_authorized_keys(inst.keys)
+        if host is not None:
+            with self._host_lock(instance_id):
+                host.set_authorized_keys(inst.keys)
 
     def _host_op(self, instance_id: int, op: str) -> None:
         with self._host_lock(instance_id):
@@ -483,134 +517,32 @@ class Cloud:
         raise ApiError.vast(401, "auth_error", "Invalid user key")
 
     def add_ssh_key(self, key: Any) -> dict[str, Any]:
-        if not isinstance(key, str) or not key.strip():
-            raise ApiError.vast(400, "no_ssh_key", "No ssh key provided")
         with self.lock:
-            if any(k["public_key"] == key.strip() and k["deleted_at"] is None
-                   for k in self.ssh_keys):
-                raise ApiError.vast(400, "duplicate_ssh_key", "This SSH key already exists.")
-            row = {"id": self.next_key_id, "user_id": USER_ID, "public_key": key.strip(),
-                   "created_at": _timestamp(), "deleted_at": None}
-            self.next_key_id += 1
-            self.ssh_keys.append(row)
+            row = self.account.add_key(key)
             self.save()
-            return dict(row)
-
-    def _key_row(self, key_id: int) -> dict[str, Any]:
-        for row in self.ssh_keys:
-            if row["id"] == key_id and row["deleted_at"] is None:
-                return row
-        raise ApiError.vast(404, "no_such_ssh_key", f"SSH key {key_id} not found.")
+            return row
 
     def update_ssh_key(self, key_id: int, key: Any) -> dict[str, Any]:
-        if not isinstance(key, str) or not key.strip():
-            raise ApiError.vast(400, "no_ssh_key", "No ssh key provided")
         with self.lock:
-            row = self._key_row(key_id)
-            row["public_key"] = key.strip()
+            row = self.account.update_key(key_id, key)
             self.save()
-            return dict(row)
+            return row
 
     def delete_ssh_key(self, key_id: int) -> None:
         with self.lock:
-            self._key_row(key_id)["deleted_at"] = _timestamp()
+            self.account.delete_key(key_id)
             self.save()
 
     def user(self) -> dict[str, Any]:
         with self.lock:
             spent = sum(r["dollars"] for r in self.ledger()["instances"])
-            live = [k["public_key"] for k in self.ssh_keys if k["deleted_at"] is None]
+            live = [k["public_key"] for k in self.account.live_keys()]
             return {"id": USER_ID, "username": "vastsim", "email": "vastsim@localhost",
                     "fullname": "vastsim", "email_verified": True, "has_billing": True,
                     "can_pay": True, "billing_creditonly": 0, "balance": 0,
                     "balance_threshold": 3.0, "balance_threshold_enabled": False,
                     "credit": INITIAL_CREDIT - spent,
                     "ssh_key": (live[-1] + "\n") if live else None, "api_key": self.api_key}
-
-    # --- admin views ---------------------------------------------------------------------------
-
-    def ledger(self) -> dict[str, Any]:
-        now = time.time()
-        with self.lock:
-            self.advance(now)
-            rows = []
-            for inst in self.instances.values():
-                row = {"id": inst.id, "offer_id": inst.offer_id, "phase": inst.phase,
-                       "disk": inst.disk, "dph_base": inst.gpu_rate_h,
-                       "storage_cost": inst.offer["storage_cost"],
-                       **inst.meter.report(now)}
-                rows.append(row)
-            return {"now": now, "instances": rows,
-                    "billing_now": [i.id for i in self.instances.values() if i.meter.accruing],
-                    "total_dollars": sum(r["dollars"] for r in rows)}
-
-    def internals(self) -> list[dict[str, Any]]:
-        """Per instance: what the API hides (process, files, fault flags)."""
-        with self.lock:
-            out = []
-            for inst in self.instances.values():
-                host = self.hosts.get(inst.id)
-                out.append({"id": inst.id, "phase": inst.phase, "boot_state": inst.boot_state,
-                            "port": inst.port, "root": str(host.root) if host else None,
-                            "pid": host.pid if host else None,
-                            "alive": host.alive() if host else False,
-                            "host_key": host.host_key_pub if host else None,
-                            "stuck": inst.stuck, "offer_id": inst.offer_id,
-                            "destroyed_at": inst.destroyed_at})
-            return out
-
-
-def _rent_spec(offer_id: int, body: Any) -> dict[str, Any]:
-    """Check a rent body the way vast.ai does (vast-api.md 3.2, 3.4); Instance kwargs."""
-    if not isinstance(body, dict):
-        raise ApiError.vast(400, "invalid_args", "Invalid args: request body must be an object")
-    env = body.get("env")
-    if env is None:
-        env = {}
-    if not isinstance(env, dict):
-        raise ApiError.vast(400, "invalid_args", "invalid env type: env must be a dict")
-    pairs = [[str(k), "" if v is None else str(v)] for k, v in env.items()]
-    if any(len(k) + len(v) > MAX_ENV_ENTRY for k, v in pairs) or \
-            sum(len(k) + len(v) for k, v in pairs) > MAX_ENV_TOTAL:
-        raise ApiError.vast(400, "invalid_args", f"env entries are limited to {MAX_ENV_ENTRY} "
-                            f"characters each and {MAX_ENV_TOTAL} in total")
-    image = body.get("image")
-    if not image:
-        if body.get("template_hash_id"):
-            raise ApiError.vast(404, "invalid_args",
-                                f"template {body['template_hash_id']!r} not found")
-        raise ApiError.vast(400, "invalid_args", "Invalid args: 'image' is required")
-    if not isinstance(image, str) or len(image) > MAX_IMAGE:
-        raise ApiError.vast(400, "invalid_args", f"image must be a string of at most {MAX_IMAGE} "
-                            "characters")
-    disk = body.get("disk", MIN_DISK_GB)
-    disk = MIN_DISK_GB if disk is None else disk
-    if isinstance(disk, bool) or not isinstance(disk, int | float) or disk < MIN_DISK_GB:
-        raise ApiError.vast(400, "invalid_args", f"disk must be a number >= {MIN_DISK_GB:g} GB, "
-                            f"got {disk!r}")
-    label = body.get("label")
-    if label is not None and (not isinstance(label, str) or len(label) > MAX_LABEL):
-        raise ApiError.vast(400, "label_too_long", "Please limit label length to 1024 "
-                            "characters, ideally less than 128.")
-    price = body.get("price")
-    if price is not None and (isinstance(price, bool) or not isinstance(price, int | float)
-                              or not BID_RANGE[0] <= price <= BID_RANGE[1]):
-        raise ApiError.vast(400, "invalid_price", f"bid price must be between {BID_RANGE[0]} and "
-                            f"{BID_RANGE[1]} $/hour, got {price!r}", ask_id=offer_id)
-    onstart = body.get("onstart")
-    if onstart is not None and not isinstance(onstart, str):
-        raise ApiError.vast(400, "invalid_args", "onstart must be a string")
-    args = body.get("args") or []
-    if len(onstart or "") + len(json.dumps(args)) > MAX_ONSTART:
-        raise ApiError.vast(400, "invalid_args", f"onstart and args together are limited to "
-                            f"{MAX_ONSTART} characters")
-    runtype = body.get("runtype") or ("args" if body.get("args") is not None else "ssh")
-    return {"image": image, "disk": float(disk), "label": label, "onstart": onstart,
-            "env": pairs, "runtype": str(runtype),
-            "price": float(price) if price is not None else None,
-            "template_hash_id": body.get("template_hash_id"),
-            "image_args": args if isinstance(args, list) else []}
-
 
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
@@ -621,6 +553,9 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _timestamp() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-
+def boot_failure(exc: BaseException) -> str:
+    """The status_msg of an instance whose sshd failed: what failed and sshd's last words."""
+    text = str(exc) if isinstance(exc, SshHostError) else f"{type(exc).__name__}: {exc}"
+    first, _, rest = text.partition("\n")
+    _, _, tail = rest.partition(" lines):\n")  # SshHostError: skip the command line
+    return f"sshd failed: {first}\n{tail}".rstrip("\n") + "\n"

@@ -68,6 +68,8 @@ class Instance:
     sshd_delay: float = 0.0
     running_since: float | None = None
     destroyed_at: float | None = None
+    waiting: str | None = None  # why it cannot run although meant to (vastsim/bids.py)
+    sshd: bool = True  # False: a seeded foreign instance, no sshd behind it (vastsim/seed.py)
 
     @property
     def gone(self) -> bool:
@@ -128,7 +130,7 @@ class Instance:
         total = self.gpu_rate_h + self.storage_rate_h
         values: dict[str, Any] = {
             "actual_status": self.phase,
-            "cur_state": "stopped" if self.intended == "stopped" else "running",
+            "cur_state": "stopped" if self.intended == "stopped" or self.waiting else "running",
             "intended_status": self.intended,
             "next_state": self.intended,
             "status_msg": self.status_msg,

@@ -28,6 +28,15 @@ class Meter:
     storage_s: float = 0.0
     gpu_since: float | None = None
     storage_since: float | None = None
+    gpu_usd_prior: float = 0.0  # GPU dollars at earlier rates (a changed bid)
+    gpu_s_priced: float = 0.0  # GPU seconds those dollars cover
+
+    def reprice(self, now: float, gpu_rate_h: float) -> None:
+        """A new GPU rate from ``now`` on; the seconds before keep the old one."""
+        gpu_s, _ = self.seconds(now)
+        self.gpu_usd_prior += (gpu_s - self.gpu_s_priced) * self.gpu_rate_h / SECONDS_PER_HOUR
+        self.gpu_s_priced = gpu_s
+        self.gpu_rate_h = gpu_rate_h
 
     def set(self, now: float, *, gpu: bool, storage: bool) -> None:
         """Make GPU and storage billing on or off from ``now`` (idempotent)."""
@@ -55,7 +64,8 @@ class Meter:
 
     def report(self, now: float) -> dict[str, Any]:
         gpu_s, storage_s = self.seconds(now)
-        gpu_usd = gpu_s * self.gpu_rate_h / SECONDS_PER_HOUR
+        gpu_usd = self.gpu_usd_prior + ((gpu_s - self.gpu_s_priced) * self.gpu_rate_h
+                                        / SECONDS_PER_HOUR)
         storage_usd = storage_s * self.storage_rate_h / SECONDS_PER_HOUR
         return {"gpu_seconds": gpu_s, "storage_seconds": storage_s,
                 "gpu_rate_per_hour": self.gpu_rate_h, "storage_rate_per_hour": self.storage_rate_h,

@@ -11,6 +11,7 @@ the state is saved; running instances come back, with the same host key, on the 
 
 from __future__ import annotations
 
+import datetime
 import signal
 import sys
 import threading
@@ -19,14 +20,18 @@ from typing import Any
 
 from vastsim.api import make_server
 from vastsim.cloud import Cloud
+from vastsim.sshhost import check_tools
 
 DEFAULT_HOST = "127.0.0.1"
 
 
 def serve(*, port: int, state_dir: Path, boot_seconds: float, faults: Any = None,
-          api_key: str | None = None, host: str = DEFAULT_HOST) -> None:
+          api_key: str | None = None, host: str = DEFAULT_HOST,
+          account_created: datetime.date | None = None) -> None:
     """Serve until SIGINT or SIGTERM; returns after every sshd is stopped and state saved."""
-    cloud = Cloud(state_dir, boot_seconds=boot_seconds, api_key=api_key, faults=faults)
+    check_tools()  # before anything is bound or written
+    cloud = Cloud(state_dir, boot_seconds=boot_seconds, api_key=api_key, faults=faults,
+                  account_created=account_created)
     httpd = make_server(cloud, host, port)
     url = f"http://{host}:{httpd.server_address[1]}"
     stop = threading.Event()

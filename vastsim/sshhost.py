@@ -30,6 +30,11 @@ Files under ``root``: ``app/``, ``work/``, ``onstart.log``, and ``ssh/`` with th
 once, kept across boots), ``authorized_keys``, ``sshd_config`` (0600: it holds the session
 environment, kept off the command line where ``ps`` shows it), ``sshd.log``, ``sshd.pid`` and
 ``leader`` (pids of a running boot, so a restarted vastsim can still kill it).
+
+The sshd is /usr/sbin/sshd, or the absolute path in ``$VASTSIM_SSHD`` (tests use it for an
+sshd that fails). ``check_tools`` runs before vastsim serves: without sshd or ssh-keygen it
+refuses, naming the Debian package, rather than renting instances that can never boot. As root
+an sshd under /tmp, /app or /work is refused too: the instance's own binds hide it there.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SSHD = "/usr/sbin/sshd"  # sshd refuses to run unless started by absolute path
+SSHD_ENV = "VASTSIM_SSHD"  # another sshd (absolute path), e.g. for tests
 SSH_KEYGEN = "ssh-keygen"
 PRIVSEP_DIR = Path("/run/sshd")
 SSH_MOUNT = Path("/run/vastsim/ssh")
@@ -325,7 +331,7 @@ class SshHost:
 
     def _argv(self, onstart: str, sshd_delay: float) -> list[str]:
         config = (SSH_MOUNT if self.isolate else self.ssh_dir) / self.config_path.name
-        sshd = [SSHD, "-D", "-e", "-f", str(config)]
+        sshd = [sshd_path(), "-D", "-e", "-f", str(config)]
         delay = f"{sshd_delay:.3f}" if sshd_delay > 0 else "0"
         binds = ([str(self.root / "app"), str(self.root / "work"), str(self.ssh_dir),
                   str(self.root / "tmp")] if self.isolate else ["", "", "", ""])
@@ -532,12 +538,39 @@ _penalties: dict[str, bool] = {}
 
 def _has_penalties(host_key: Path) -> bool:
     """Whether this sshd knows PerSourcePenalties (OpenSSH >= 9.8); asked once per process."""
-    if SSHD not in _penalties:
-        probe = subprocess.run(
-            [SSHD, "-t", "-f", "/dev/null", "-o", f"HostKey={host_key}",
-             "-o", "PerSourcePenalties=no"], capture_output=True, check=False)
-        _penalties[SSHD] = probe.returncode == 0
-    return _penalties[SSHD]
+    sshd = sshd_path()
+    if sshd not in _penalties:
+        try:
+            probe = subprocess.run(
+                [sshd, "-t", "-f", "/dev/null", "-o", f"HostKey={host_key}",
+                 "-o", "PerSourcePenalties=no"], capture_output=True, check=False)
+        except OSError as exc:
+            raise SshHostError(f"cannot run sshd {sshd}: {exc}") from exc
+        _penalties[sshd] = probe.returncode == 0
+    return _penalties[sshd]
+
+
+def sshd_path() -> str:
+    """The sshd to run: ``$VASTSIM_SSHD`` or /usr/sbin/sshd."""
+    return os.environ.get(SSHD_ENV) or SSHD
+
+
+def check_tools() -> None:
+    """Refuse to serve without OpenSSH: every instance is a real sshd (message says the fix)."""
+    sshd = sshd_path()
+    if not os.path.isabs(sshd):
+        raise SshHostError(f"{SSHD_ENV}={sshd!r}: sshd must be given by absolute path")
+    if not (os.path.isfile(sshd) and os.access(sshd, os.X_OK)):
+        where = f" ({SSHD_ENV} is set)" if os.environ.get(SSHD_ENV) else ""
+        raise SshHostError(f"sshd not found at {sshd}{where}: every vastsim instance is a real "
+                           "OpenSSH sshd. Install it: apt-get install openssh-server")
+    hidden = next((d for d in (Path("/tmp"), APP, WORK) if Path(sshd).is_relative_to(d)), None)
+    if hidden is not None and os.geteuid() == 0:
+        raise SshHostError(f"{SSHD_ENV}={sshd}: {hidden} is hidden inside instances (each "
+                           "instance binds its own over it), so sshd cannot start there")
+    if shutil.which(SSH_KEYGEN) is None:
+        raise SshHostError(f"{SSH_KEYGEN} not found on PATH: vastsim makes each instance's "
+                           "host key with it. Install it: apt-get install openssh-client")
 
 
 def _banner(port: int) -> bool:

@@ -36,11 +36,12 @@ class VastSim:
 
     def __init__(self, state_dir: Path, *, boot_seconds: float = 0.0,
                  faults: list[dict[str, Any]] | None = None, api_key: str | None = None,
-                 extra_args: tuple[str, ...] = ()) -> None:
+                 account_created: str | None = None, extra_args: tuple[str, ...] = ()) -> None:
         self.state_dir = Path(state_dir)
         self.boot_seconds = boot_seconds
         self.faults = faults
         self.api_key_arg = api_key
+        self.account_created = account_created  # "YYYY-MM-DD"; None: a new account
         self.extra_args = extra_args
         self.log_path = self.state_dir / "vastsim.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -62,6 +63,8 @@ class VastSim:
             argv += ["--faults", str(faults_file)]
         if self.api_key_arg:
             argv += ["--api-key", self.api_key_arg]
+        if self.account_created:
+            argv += ["--account-created", self.account_created]
         env = {**os.environ,
                "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_PARENT),
                                                            os.environ.get("PYTHONPATH")]))}
@@ -131,6 +134,23 @@ class VastSim:
     def headers(self) -> dict[str, str]:
         """The account's auth header, as the vast.ai CLI sends it."""
         return {"Authorization": f"Bearer {self.api_key}"}
+
+    def instances(self) -> list[dict[str, Any]]:
+        """Every instance of the account, paging ``GET /api/v1/instances/`` as the CLI does."""
+        rows: list[dict[str, Any]] = []
+        params: dict[str, str] = {"select_filters": "{}", "limit": "25"}
+        while True:
+            r = requests.get(f"{self.url}/api/v1/instances/", params=params,
+                             headers=self.headers, timeout=HTTP_TIMEOUT_S)
+            r.raise_for_status()
+            rows += r.json()["instances"]
+            if not r.json()["next_token"]:
+                return rows
+            params["after_token"] = r.json()["next_token"]
+
+    def seed(self, count: int, **spec: Any) -> list[int]:
+        """Seed ``count`` foreign instances (``status=``, ``label=``); their ids."""
+        return self.admin_post("/_sim/seed", {"count": count, **spec})["seeded"]
 
     def admin_get(self, path: str) -> Any:
         """GET an admin route (``/_sim/...``, the prefix may be left out); the JSON answer."""

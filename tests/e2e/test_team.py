@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.e2e.conftest import project_copy, require_pulumi
 from tests.e2e.inv_cli import Inv
@@ -72,8 +71,7 @@ def wait_for_instance(sim: VastSim, stack: str, timeout: float = 60.0) -> int:
     """The id of the instance vastsim rented for that stack, once it exists."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        r = requests.get(f"{sim.url}/api/v0/instances/", headers=sim.headers, timeout=30)
-        for row in r.json()["instances"]:
+        for row in sim.instances():
             if f"/{stack}/" in (row.get("label") or ""):
                 return int(row["id"])
         time.sleep(0.2)

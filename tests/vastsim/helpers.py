@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import time
 from pathlib import Path
@@ -52,6 +53,14 @@ class Api:
         assert r.status_code == 200, r.text
         self.instance_keys[r.json()["new_contract"]] = r.json()["instance_api_key"]
         return r.json()["new_contract"]
+
+    def list(self, **params: Any) -> dict[str, Any]:
+        """One page of ``GET /api/v1/instances/``; keyword args go JSON-encoded in the URL."""
+        r = self.call("GET", "/api/v1/instances/",
+                      params={k: v if isinstance(v, str) else json.dumps(v)
+                              for k, v in params.items()})
+        assert r.status_code == 200, r.text
+        return r.json()
 
     def show(self, instance_id: int, key: str | None = None) -> dict[str, Any] | None:
         r = self.call("GET", f"/api/v0/instances/{instance_id}/", key=key)

@@ -17,19 +17,59 @@ AUTH_ERROR = {"success": False, "error": "auth_error", "msg": "Invalid user key"
 
 
 def test_auth_by_header_or_query_and_the_401_shape(api: Api):
-    assert api.call("GET", "/api/v0/instances/").status_code == 200
-    r = api.call("GET", "/api/v0/instances/", key="", params={"api_key": api.key})
+    assert api.call("GET", "/api/v1/instances/").status_code == 200
+    r = api.call("GET", "/api/v1/instances/", key="", params={"api_key": api.key})
     assert r.status_code == 200
     for key in ("", "wrong"):
-        r = api.call("GET", "/api/v0/instances/", key=key)
+        r = api.call("GET", "/api/v1/instances/", key=key)
         assert r.status_code == 401 and r.json() == AUTH_ERROR
 
 
-def test_trailing_slash_and_owner_me(api: Api):
-    for path in ("/api/v0/instances", "/api/v0/instances/", "/api/v0/instances/?owner=me",
-                 "/api/v0/instances?owner=me"):
+DEPRECATED = {"success": False, "error": "deprecated_endpoint",
+              "msg": "Endpoint deprecated: /api/v0/instances/ is deprecated. "
+                     "Use /api/v1/instances/ instead."}
+V0_LIST_PATHS = ("/api/v0/instances", "/api/v0/instances/", "/api/v0/instances/?owner=me",
+                 "/api/v0/instances?owner=me")
+
+
+def test_v0_list_is_410_for_a_new_account(api: Api):
+    api.rent()
+    for path in V0_LIST_PATHS:
+        r = api.call("GET", path)
+        assert r.status_code == 410 and r.json() == DEPRECATED, path
+    assert api.call("GET", "/api/v0/instances/", key="wrong").status_code == 401  # auth first
+
+
+def test_v0_list_answers_an_account_opened_before_june_2026(vastsim_factory):
+    api = Api(vastsim_factory(account_created="2025-01-01"))
+    for path in V0_LIST_PATHS:
         r = api.call("GET", path)
         assert r.status_code == 200 and r.json() == {"instances_found": 0, "instances": []}
+    first = api.rent()
+    assert [i["id"] for i in api.call("GET", "/api/v0/instances/").json()["instances"]] == \
+        [first]
+    on_the_day = Api(vastsim_factory(account_created="2026-06-02"))
+    assert on_the_day.call("GET", "/api/v0/instances/").status_code == 200
+    day_after = Api(vastsim_factory(account_created="2026-06-03"))
+    assert day_after.call("GET", "/api/v0/instances/").status_code == 410
+
+
+def test_account_date_is_kept_in_the_state_dir(vastsim_factory):
+    sim = vastsim_factory(account_created="2025-01-01")
+    sim.account_created = None  # the restart gives no flag: the stored date holds
+    sim.restart()
+    assert Api(sim).call("GET", "/api/v0/instances/").status_code == 200
+
+
+def test_trailing_slash_and_owner_me(api: Api):
+    instance_id = api.rent()
+    for path in ("/api/v1/instances", "/api/v1/instances/?owner=me"):
+        r = api.call("GET", path)
+        assert r.status_code == 200 and [i["id"] for i in r.json()["instances"]] == [instance_id]
+    for path in (f"/api/v0/instances/{instance_id}", f"/api/v0/instances/{instance_id}/",
+                 f"/api/v0/instances/{instance_id}/?owner=me"):
+        r = api.call("GET", path)
+        assert r.status_code == 200 and r.json()["instances"]["id"] == instance_id, path
 
 
 def test_users_current_and_its_extra_params_rule(api: Api):
@@ -38,6 +78,13 @@ def test_users_current_and_its_extra_params_rule(api: Api):
     assert me.json()["api_key"] == api.key and me.json()["credit"] == 100.0
     extra = api.call("GET", "/api/v0/users/current/", params={"owner": "me"})
     assert extra.status_code == 400 and "owner: Extra inputs are not permitted" in extra.text
+
+
+def test_gpu_names_without_a_key(api: Api):
+    r = api.call("GET", "/api/v0/gpu_names/unique/", key="")
+    names = r.json()["gpu_names"]
+    assert r.status_code == 200 and "RTX 4090" in names and names == sorted(set(names))
+    assert {o["gpu_name"] for o in api.search({"limit": 1000})} <= set(names)
 
 
 def test_unknown_routes_are_404_and_recorded(vastsim, api: Api):
@@ -95,7 +142,7 @@ def test_rent_validation(api: Api, body, status, error, text):
     r = api.call("PUT", f"/api/v0/asks/{offer_id}/", body)
     assert r.status_code == status
     assert r.json()["success"] is False and r.json()["error"] == error and text in r.json()["msg"]
-    assert api.call("GET", "/api/v0/instances/").json()["instances_found"] == 0
+    assert api.list()["total_instances"] == 0
 
 
 def test_rent_unknown_offer(api: Api):
@@ -110,7 +157,7 @@ def test_bid_makes_an_interruptible_instance(api: Api):
 
 def test_list_label_stop_start_destroy(api: Api):
     first, second = api.rent(), api.rent()
-    listed = api.call("GET", "/api/v0/instances/?owner=me").json()
+    listed = api.list()
     assert listed["instances_found"] == 2
     assert [i["id"] for i in listed["instances"]] == [first, second]
     r = api.call("PUT", f"/api/v0/instances/{first}/", {"label": "renamed"})
@@ -128,7 +175,7 @@ def test_list_label_stop_start_destroy(api: Api):
     assert bad.status_code == 400
     assert api.call("DELETE", f"/api/v0/instances/{first}/", {}).json() == {"success": True}
     assert api.show(first) is None
-    assert api.call("GET", "/api/v0/instances/").json()["instances_found"] == 1
+    assert [i["id"] for i in api.list()["instances"]] == [second]
 
 
 def test_unknown_instance_answers(api: Api):
@@ -166,8 +213,7 @@ def test_account_ssh_keys(api: Api):
     assert updated.json()["key"]["public_key"] == "ssh-ed25519 AAAA2"
     assert api.call("GET", "/api/v0/users/current/").json()["ssh_key"] == "ssh-ed25519 AAAA2\n"
     assert api.call("DELETE", f"/api/v0/ssh/{key_id}/").json() == {"success": True}
-    rows = api.call("GET", "/api/v0/ssh").json()
-    assert len(rows) == 1 and rows[0]["deleted_at"] is not None  # soft delete, as reported
+    assert api.call("GET", "/api/v0/ssh").json() == []  # only keys not deleted (issue 9)
     assert api.call("DELETE", f"/api/v0/ssh/{key_id}/").status_code == 404
 
 
@@ -187,7 +233,7 @@ def test_container_api_key_scope(api: Api):
     assert api.show(other, key=container_key) is None  # not visible to that key
     assert api.call("DELETE", f"/api/v0/instances/{other}/", key=container_key).status_code == 403
     offer_id = api.search(DEMO_QUERY)[0]["id"]
-    for method, path in (("GET", "/api/v0/instances/"), ("GET", "/api/v0/users/current/"),
+    for method, path in (("GET", "/api/v1/instances/"), ("GET", "/api/v0/users/current/"),
                          ("PUT", f"/api/v0/asks/{offer_id}/"), ("GET", "/api/v0/ssh/"),
                          ("PUT", f"/api/v0/instances/reboot/{mine}/")):
         r = api.call(method, path, {"image": "x"}, key=container_key)

@@ -39,7 +39,7 @@ def test_offer_taken_next_n_rents(vastsim, api: Api):
         r = api.call("PUT", f"/api/v0/asks/{offer_id}/", {"image": "x", "disk": 10})
         assert r.status_code == 410 and r.json()["error"] == "no_such_ask"
     assert api.rent(offers[2])
-    assert api.call("GET", "/api/v0/instances/").json()["instances_found"] == 1
+    assert api.call("GET", "/api/v1/instances/").json()["instances_found"] == 1
 
 
 def test_stuck_in_loading(vastsim, api: Api):
@@ -64,15 +64,15 @@ def test_exited_with_status_msg(vastsim, api: Api):
 
 def test_rate_limit_text_then_json_without_retry_after(vastsim, api: Api):
     vastsim.add_faults({"kind": "rate_limit", "count": 2, "method": "GET",
-                        "path": r"^/api/v0/instances", "body": "both"})
+                        "path": r"^/api/v1/instances", "body": "both"})
     assert api.call("POST", "/api/v0/bundles/", DEMO_QUERY).status_code == 200  # not matched
-    first = api.call("GET", "/api/v0/instances/")
+    first = api.call("GET", "/api/v1/instances/")
     assert first.status_code == 429 and first.text == "API requests too frequent"
     assert "Retry-After" not in first.headers
-    second = api.call("GET", "/api/v0/instances/")
+    second = api.call("GET", "/api/v1/instances/")
     assert second.status_code == 429 and second.json() == {
         "detail": "API requests too frequent endpoint threshold=1.0"}
-    assert api.call("GET", "/api/v0/instances/").status_code == 200
+    assert api.call("GET", "/api/v1/instances/").status_code == 200
     faults = [r["fault"] for r in vastsim.admin_get("/_sim/requests")["requests"]]
     assert faults == [None, "rate_limit", "rate_limit", None]
 
@@ -80,9 +80,9 @@ def test_rate_limit_text_then_json_without_retry_after(vastsim, api: Api):
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_server_errors(vastsim, api: Api, status):
     vastsim.add_faults({"kind": "server_error", "status": status, "count": 1})
-    r = api.call("GET", "/api/v0/instances/")
+    r = api.call("GET", "/api/v1/instances/")
     assert r.status_code == status
-    assert api.call("GET", "/api/v0/instances/").status_code == 200
+    assert api.call("GET", "/api/v1/instances/").status_code == 200
 
 
 def test_server_error_after_the_work_loses_the_answer(vastsim, api: Api):
@@ -91,25 +91,25 @@ def test_server_error_after_the_work_loses_the_answer(vastsim, api: Api):
     offer_id = api.search(DEMO_QUERY)[0]["id"]
     r = api.call("PUT", f"/api/v0/asks/{offer_id}/", {"image": "x", "disk": 10, "label": "l1"})
     assert r.status_code == 504
-    listed = api.call("GET", "/api/v0/instances/").json()["instances"]
+    listed = api.call("GET", "/api/v1/instances/").json()["instances"]
     assert [i["label"] for i in listed] == ["l1"]  # created although the client saw a 504
 
 
 def test_slow_answers(vastsim, api: Api):
     vastsim.add_faults({"kind": "slow", "delay_s": 0.5, "count": 1})
     started = time.monotonic()
-    assert api.call("GET", "/api/v0/instances/").status_code == 200
+    assert api.call("GET", "/api/v1/instances/").status_code == 200
     assert time.monotonic() - started >= 0.5
     started = time.monotonic()
-    api.call("GET", "/api/v0/instances/")
+    api.call("GET", "/api/v1/instances/")
     assert time.monotonic() - started < 0.5
 
 
 def test_faults_from_file_at_start(vastsim_factory):
     sim = vastsim_factory(faults=[{"kind": "server_error", "status": 503, "count": 1}])
     api = Api(sim)
-    assert api.call("GET", "/api/v0/instances/").status_code == 503
-    assert api.call("GET", "/api/v0/instances/").status_code == 200
+    assert api.call("GET", "/api/v1/instances/").status_code == 503
+    assert api.call("GET", "/api/v1/instances/").status_code == 200
 
 
 def test_fault_admin_list_clear_and_bad_specs(vastsim):

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from tests.vastsim.helpers import DEMO_QUERY, Api
+from vastsim.ledger import Meter
 
 
 def _row(sim, instance_id: int) -> dict:
@@ -66,7 +67,7 @@ def test_restart_keeps_instances_keys_ledger_and_host_key(vastsim, api: Api):
     assert vastsim.admin_get("/_sim/faults")["faults"][0]["remaining"] == 5  # admin: no faults
     api = Api(vastsim)
     assert api.call("GET", "/api/v0/ssh/").json()[0]["id"] == key["id"]
-    rows = {i["id"]: i for i in api.call("GET", "/api/v0/instances/").json()["instances"]}
+    rows = {i["id"]: i for i in api.call("GET", "/api/v1/instances/").json()["instances"]}
     assert rows[running]["actual_status"] == "running" and rows[running]["label"] == "a"
     assert rows[stopped]["actual_status"] == "stopped"
     after = {i["id"]: i for i in vastsim.internals()}
@@ -74,3 +75,14 @@ def test_restart_keeps_instances_keys_ledger_and_host_key(vastsim, api: Api):
     assert after[running]["host_key"] == before[running]["host_key"]
     assert not after[stopped]["alive"]
     assert _row(vastsim, running)["dollars"] >= billed
+
+
+def test_a_new_gpu_rate_prices_only_the_seconds_after_it():
+    meter = Meter(gpu_rate_h=3600.0, storage_rate_h=0.0)  # $1 a second
+    meter.set(100.0, gpu=True, storage=False)
+    meter.reprice(110.0, 7200.0)  # $2 a second from t=110
+    report = meter.report(115.0)
+    assert report["gpu_seconds"] == 15.0 and report["gpu_rate_per_hour"] == 7200.0
+    assert report["gpu_dollars"] == pytest.approx(10 * 1.0 + 5 * 2.0)
+    restored = Meter(**meter.to_state())  # the state file keeps the earlier dollars
+    assert restored.report(115.0)["gpu_dollars"] == pytest.approx(20.0)

@@ -16,8 +16,17 @@ from tests.vastsim.helpers import Api, pids_in_mount_ns
 def test_help_explains_every_flag():
     out = subprocess.run([sys.executable, "-m", "vastsim", "serve", "--help"],
                          capture_output=True, text=True, check=True).stdout
-    for flag in ("--port", "--state-dir", "--boot-seconds", "--faults", "--api-key"):
+    for flag in ("--port", "--state-dir", "--boot-seconds", "--faults", "--api-key",
+                 "--account-created"):
         assert flag in out
+
+
+def test_bad_account_date_is_refused(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "vastsim", "serve", "--port", "0",
+                           "--state-dir", str(tmp_path / "s"), "--account-created", "June 2025"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2 and "YYYY-MM-DD" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_first_lines_are_url_and_key(vastsim_factory):
