@@ -6,18 +6,27 @@ VENV_STAMP := .venv/.installed-requirements.txt
 
 INV := $(PY) -m invoke
 
-.PHONY: setup venv pulumi test lint demo clean-state \
+.PHONY: setup system-deps venv referee pulumi test lint demo clean-state \
 	vast-search vast-status vast-run vast-shell vast-destroy vast-pull alias-venv
 
-setup: venv pulumi
+setup: system-deps venv referee pulumi
 
-venv: $(VENV_STAMP)
+# Every system tool, checked in seconds before anything slow; as root on Debian it installs
+# what is missing (tools/system-deps.sh holds the one list).
+system-deps:
+	tools/system-deps.sh
 
-# The stamp is a copy of the requirements it installed: changed pins reinstall, nothing else does.
-$(VENV_STAMP): requirements.txt
-	test -x $(PY) || python3 -m venv .venv
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	cp requirements.txt $(VENV_STAMP)
+# The stamp is a copy of the requirements it installed, compared by content: changed pins
+# reinstall, a missing or broken .venv is made anew, anything else does nothing.
+venv:
+	@$(PY) -c 'import sys' 2>/dev/null || { echo "venv: making .venv"; rm -rf .venv && python3 -m venv .venv; }
+	@cmp -s requirements.txt $(VENV_STAMP) || { echo "venv: installing requirements.txt"; \
+	  $(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt && \
+	  cp requirements.txt $(VENV_STAMP); }
+
+# The official vastai CLI in .venv-referee, for tests/conformance only.
+referee:
+	tools/referee-venv.sh
 
 pulumi:
 	tools/build-pulumi.sh
@@ -57,7 +66,7 @@ vast-destroy: alias-venv  ## ID= destroys that instance (found in whichever stac
 	$(if $(ID),,$(error ID= is required: the instance id (make vast-status lists them)))
 	$(ALIAS_INV) down --instance $(call quote,$(ID)) $(call opt,--stack,$(STACK))
 
-vast-pull: alias-venv  ## ID= JOB=: /work of that instance to work_remote/JOB/
+vast-pull: alias-venv  ## ID= JOB=: /work of that instance to work_remote/JOB/work/
 	$(ALIAS_INV) pull $(call opt,--instance,$(ID)) $(call opt,--job,$(JOB)) $(call opt,--stack,$(STACK))
 
 alias-venv:

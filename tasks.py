@@ -29,6 +29,7 @@ from tools.pulumi_env import ROOT
 from vastsim.__main__ import DEFAULT_BOOT_SECONDS, DEFAULT_PORT, DEFAULT_STATE_DIR
 from workflow import demo as demo_flow
 from workflow import oldscript
+from workflow.attach import attach_job, batch_status_lines, start_job
 from workflow.connect import check_alive, connect, target_for
 from workflow.console import safe_std_streams
 from workflow.deploy import DeployOptions, settings_from
@@ -36,7 +37,7 @@ from workflow.deploy import deploy as deploy_job
 from workflow.errors import WorkflowError
 from workflow.jobs import check_job, default_job, job_for_pull
 from workflow.outputs import instance_id_of, parse_outputs
-from workflow.paths import WORK_REMOTE
+from workflow.paths import pulled_dir
 from workflow.pulumi import Stack, selected_stack_or_none
 from workflow.runs import run_job
 from workflow.search import offer_table, selection_for, summary
@@ -57,7 +58,8 @@ def task(**kwargs: Any) -> Any:
 STACK_HELP = "pulumi stack to work on (default: the one holding --instance, else the selected)"
 KEY_HELP = "private key to log in with (default: the stack's sshPublicKey pair, else ~/.ssh/id_*)"
 INSTANCE_HELP = "instance id, for a stack of several (see `inv status`)"
-JOB_HELP = "job name: results go to work_remote/<job>/ (default vast-gpu-YYYYMMDD_HHMMSS)"
+JOB_HELP = ("job name: logs go to work_remote/<job>/, /work to work_remote/<job>/work/ "
+            "(default vast-gpu-YYYYMMDD_HHMMSS)")
 SRC_HELP = ("directory to upload (default: the stack's vast-gpu:src, else the current "
             "directory unless it is vast-gpu's checkout)")
 
@@ -122,12 +124,16 @@ def down(c: Context, stack: str | None = None, instance: str | None = None) -> N
         finish_kept(s)
 
 
-@task(help={"stack": STACK_HELP})
-def status(c: Context, stack: str | None = None) -> None:
-    """The stack's outputs and the live state of each instance."""
+@task(help={"stack": STACK_HELP, "ssh_key": KEY_HELP})
+def status(c: Context, stack: str | None = None, ssh_key: str | None = None) -> None:
+    """The stack's outputs, the live state of each instance, and its batches (running/done,
+    task k of n, the last line)."""
     with _errors():
         s = _stack(stack)
-        for line in status_lines(s, _outputs(s)):
+        outputs = _outputs(s)
+        for line in status_lines(s, outputs):
+            print(line)
+        for line in batch_status_lines(s, outputs, ssh_key):
             print(line)
 
 
@@ -179,24 +185,46 @@ def sync(c: Context, stack: str | None = None, src: str | None = None,
 
 
 @task(help={"stack": STACK_HELP, "tasks": "tasks file: one `./run-direct` line per line",
-            "job": JOB_HELP, "ssh_key": KEY_HELP, "instance": INSTANCE_HELP})
+            "job": JOB_HELP, "ssh_key": KEY_HELP, "instance": INSTANCE_HELP,
+            "detach": "start the batch under the instance's supervisor and return; it holds "
+                      "the instance alive while it runs (`inv attach` follows it)",
+            "resume": "rerun only the tasks of --job's batch that did not end with exit 0 "
+                      "(the same task list)"})
 def run(c: Context, stack: str | None = None, tasks: str | None = None, job: str | None = None,
-        ssh_key: str | None = None, instance: str | None = None) -> None:
+        ssh_key: str | None = None, instance: str | None = None, detach: bool = False,
+        resume: bool = False) -> None:
     """Run each task as ./run-direct <line> in appDir (or `inv run -- LINE`); logs, summary.
     The job is remembered: `inv pull` without --job brings its results to the same folder."""
     with _errors():
         batch = _tasks_from(c, tasks)
         if job:
             check_job(job)
-        run_job(_stack(stack, instance), batch, job=job, instance=instance_id_of(instance),
-                ssh_key=ssh_key)
+        s, inst = _stack(stack, instance), instance_id_of(instance)
+        if detach or resume:
+            start_job(s, batch, job=job, instance=inst, ssh_key=ssh_key, detach=detach,
+                      resume=resume)
+        else:
+            run_job(s, batch, job=job, instance=inst, ssh_key=ssh_key)
+
+
+@task(help={"stack": STACK_HELP, "job": "the job to follow (default: the stack's latest)",
+            "ssh_key": KEY_HELP, "instance": INSTANCE_HELP})
+def attach(c: Context, stack: str | None = None, job: str | None = None,
+           ssh_key: str | None = None, instance: str | None = None) -> None:
+    """Follow a supervised batch from where its local logs end, then its summary; Ctrl-C
+    leaves a detached batch running (and stops an attached one)."""
+    with _errors():
+        if job:
+            check_job(job)
+        attach_job(_stack(stack, instance), job=job, instance=instance_id_of(instance),
+                   ssh_key=ssh_key)
 
 
 @task(help={"stack": STACK_HELP, "job": JOB_HELP, "ssh_key": KEY_HELP,
             "instance": INSTANCE_HELP})
 def pull(c: Context, stack: str | None = None, job: str | None = None,
          ssh_key: str | None = None, instance: str | None = None) -> None:
-    """Bring workDir home to work_remote/<job>/ (default: the stack's latest job, the one of
+    """Bring workDir home to work_remote/<job>/work/ (default: the stack's latest job, the one of
     the last `inv run`/`inv deploy --keep`); incremental, never deletes local files."""
     with _errors():
         if job:
@@ -205,9 +233,9 @@ def pull(c: Context, stack: str | None = None, job: str | None = None,
         outputs = _outputs(s)
         inst = outputs.pick(instance)
         job, why = job_for_pull(s.name, job)
-        print(f"pull: job {job} ({why}) -> {WORK_REMOTE / job}")
+        print(f"pull: job {job} ({why}) -> {pulled_dir(job)}")
         with connect(s, outputs, inst, ssh_key=ssh_key) as conn:
-            pull_dir(conn, outputs.work_dir, local_dir=WORK_REMOTE / job)
+            pull_dir(conn, outputs.work_dir, local_dir=pulled_dir(job))
 
 
 @task(help={"stack": STACK_HELP, "instance": INSTANCE_HELP,

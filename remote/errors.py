@@ -5,14 +5,19 @@ paramiko's and socket's exceptions are converted in remote/ssh.py and nowhere el
     RemoteError
     ├── KeyPairError         no usable SSH key pair: .looked_in
     ├── TaskFileError        a tasks file that cannot be used: .path .line_no .line (0, '')
-    ├── UnsafePathError      a remote path that would escape the target: .path .reason
+    ├── UnsafePathError      a remote path refused (would escape, cannot be made): .path .reason
     ├── SyncSourceError      the local tree to sync cannot be listed or read: .path
+    ├── BatchError           a supervised batch cannot be started/attached/resumed: .job
+    │   ├── BatchRunning     the job's batch still runs on the instance: .pid
+    │   ├── NoSuchBatch      the instance holds no batch of that job: .where
+    │   └── TasksChanged     a resume's task list differs from the batch's: .index .old .new
     └── SshError             talking to the instance failed: .host .port
         ├── ConnectError     refused, reset, timed out, after the retries: .attempts
         ├── AuthRefused      the server refused our key
         ├── HostKeyChanged   the pinned host key differs: .known_hosts
         ├── CommandError     a remote command failed: .command .exit_code .stdout .stderr
         ├── TaskDisconnected the connection dropped while a batch task ran: .line .log_path
+        ├── AttachLost       a supervised batch's stream stayed cut past the deadline: .job
         ├── PullError        a download from the instance broke off or came short: .remote_dir
         └── SyncError        an upload to the instance broke off: .doing (a rerun resumes)
 """
@@ -53,7 +58,8 @@ class TaskFileError(RemoteError):
 
 
 class UnsafePathError(RemoteError):
-    """A path from the instance that would land outside the local target."""
+    """A path from the instance that is refused: it would land outside the local target, or
+    cannot be made here (name too long, a local entry in the way); a pull skips it."""
 
     def __init__(self, path: str, reason: str) -> None:
         self.path = path
@@ -160,3 +166,51 @@ class PullError(SshError):
             f"pull of {remote_dir} failed: {reason}. Files already pulled are kept; rerun the "
             "pull to fetch the rest.",
         )
+
+
+class BatchError(RemoteError):
+    """A batch under the instance's supervisor (remote/supervisor.py) that cannot be used as
+    asked."""
+
+    def __init__(self, job: str, reason: str) -> None:
+        self.job = job
+        super().__init__(f"batch {job}: {reason}")
+
+
+class BatchRunning(BatchError):
+    def __init__(self, job: str, pid: int) -> None:
+        self.pid = pid
+        super().__init__(job, f"still running on the instance (supervisor pid {pid}): attach "
+                              f"to it (`inv attach --job {job}`) or pick another --job")
+
+
+class NoSuchBatch(BatchError):
+    def __init__(self, job: str, host: str, port: int) -> None:
+        self.where = f"{host}:{port}"
+        super().__init__(job, f"the instance at {host}:{port} holds no batch of this job "
+                              f"(never started there, or the instance was replaced)")
+
+
+class TasksChanged(BatchError):
+    """A resume must run the same task list: `index` is the first task that differs."""
+
+    def __init__(self, job: str, index: int, old: str | None, new: str | None) -> None:
+        self.index = index
+        self.old = old
+        self.new = new
+        super().__init__(job, f"the task list differs from the batch's at task {index}: the "
+                              f"batch has {old!r}, this list {new!r}; resume with the same "
+                              f"tasks file, or start a new job")
+
+
+class AttachLost(SshError):
+    """The stream of a supervised batch broke and no reconnect worked before the deadline."""
+
+    def __init__(self, host: str, port: int, job: str, waited_s: float, reason: str,
+                 after: str) -> None:
+        self.job = job
+        self.waited_s = waited_s
+        super().__init__(host, port,
+                         f"connection lost ({reason}); no reconnect within {waited_s:.0f} s. "
+                         f"The batch {job} is still running on the instance{after}; reattach "
+                         f"with `inv attach --job {job}`")

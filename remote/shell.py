@@ -13,13 +13,14 @@ import subprocess
 
 from remote.errors import RemoteError
 from remote.openssh import ssh_argv
-from remote.ssh import Target
+from remote.ssh import Connection, Target
 
 
 def interactive_shell(target: Target, app_dir: str) -> int:
     """Open a login shell in app_dir; returns the shell's exit code."""
     if shutil.which("ssh") is None:
         raise RemoteError("a shell needs the OpenSSH client: apt-get install openssh-client")
-    target.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+    with Connection(target) as conn:  # pins the key by the instance's rule (remote/ssh.py)
+        conn.open()
     command = f"cd {shlex.quote(app_dir)} && exec \"${{SHELL:-/bin/bash}}\" -l"
-    return subprocess.call(ssh_argv(target, command, tty=True, accept_new=True))
+    return subprocess.call(ssh_argv(target, command, tty=True))

@@ -56,12 +56,18 @@ class _AcceptForProbe(paramiko.MissingHostKeyPolicy):
 
 
 class _AcceptNew(paramiko.MissingHostKeyPolicy):
-    """OpenSSH's StrictHostKeyChecking=accept-new: pin the first key, save it at once."""
+    """OpenSSH's StrictHostKeyChecking=accept-new, but per instance, not per address: the file
+    is the instance's own (one per stack and instance id), so the first key is pinned and a new
+    host:port is accepted only when it shows a key already pinned there (the instance moved);
+    any other key is refused whatever the port."""
 
     def __init__(self, known_hosts: Path) -> None:
         self._known_hosts = known_hosts
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey):
+        pinned = [k for keys in client.get_host_keys().values() for k in keys.values()]
+        if pinned and key not in pinned:
+            raise paramiko.BadHostKeyException(hostname, key, pinned[0])
         client.get_host_keys().add(hostname, key.get_name(), key)
         self._known_hosts.parent.mkdir(parents=True, exist_ok=True)
         client.save_host_keys(str(self._known_hosts))
@@ -145,6 +151,17 @@ class Connection:
         if transport is not None:
             transport.set_keepalive(KEEPALIVE_S)
         return client
+
+    def reopen(self, deadline_s: float) -> None:
+        """Drop this connection and open a fresh one, retrying for at most deadline_s: how a
+        stream that lost its link gets it back (remote/detached.py)."""
+        self.close()
+        saved = self._deadline_s
+        self._deadline_s = deadline_s
+        try:
+            self.open()
+        finally:
+            self._deadline_s = saved
 
     def close(self) -> None:
         if self._client is not None:

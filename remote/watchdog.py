@@ -12,7 +12,8 @@ never leaves the user's machine.
 - lease: while a batch runs, the local side holds a lease (a file with a remote-clock expiry)
   and renews it over its SSH connection; a lease left to lapse (the local side was killed, or
   lost the instance for longer than the lease) fires;
-- idle: no SSH session and no lease for that long.
+- idle: no SSH session and no lease for that long. A detached batch's supervisor counts as a
+  session while it runs (its command line carries remote/supervisor.py's hold_title).
 
 0 disables a trigger; all three 0 installs no watchdog at all. The state lives in
 `/tmp/vast-gpu/` (`watchdog.log`, `lease`, `lease_s`), wiped at each boot: a container's /tmp

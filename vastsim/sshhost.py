@@ -71,17 +71,16 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 # The instance's init until it execs sshd. Positional args keep every value out of shell
 # quoting. fd 3 is opened before the binds, so onstart.log is reachable even under /work.
-_BOOT_SCRIPT = f"""\
+_BOOT_SCRIPT = """\
 set -e
-app=$1 work=$2 ssh=$3 tmp=$4 onstart_log=$5 onstart=$6 delay=$7
-shift 7
+onstart_log=$1 onstart=$2 delay=$3 binds=$4
+shift 4
 exec 3>>"$onstart_log"
-if [ -n "$app" ]; then
-  mount --bind "$ssh" {SSH_MOUNT}
-  mount --bind "$app" {APP}
-  mount --bind "$work" {WORK}
-  mount --bind "$tmp" /tmp
-fi
+while [ "$binds" -gt 0 ]; do
+  mount --bind "$1" "$2"
+  shift 2
+  binds=$((binds - 1))
+done
 if [ -n "$onstart" ]; then
   (cd / && exec sh -c "$onstart") </dev/null >&3 2>&3 &
 fi
@@ -94,6 +93,15 @@ if [ "$delay" != 0 ]; then
 fi
 exec "$@"
 """
+
+
+def bind_order(pairs: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+    """The binds (source, target) in an order where no bind hides a later one's source: a
+    target that holds other sources (the state dir under /work, say) is bound after them."""
+    def hides_others(pair: tuple[Path, Path]) -> int:
+        return sum(src.is_relative_to(pair[1]) for src, _ in pairs if (src, _) != pair)
+    return sorted(pairs, key=hides_others)
+
 
 # Fallback stand-in for the pid namespace: adopts every orphan of the instance and reaps it,
 # and exits (with sshd's status) only when no descendant is left.
@@ -333,10 +341,11 @@ class SshHost:
         config = (SSH_MOUNT if self.isolate else self.ssh_dir) / self.config_path.name
         sshd = [sshd_path(), "-D", "-e", "-f", str(config)]
         delay = f"{sshd_delay:.3f}" if sshd_delay > 0 else "0"
-        binds = ([str(self.root / "app"), str(self.root / "work"), str(self.ssh_dir),
-                  str(self.root / "tmp")] if self.isolate else ["", "", "", ""])
-        script = ["sh", "-c", _BOOT_SCRIPT, "vastsim-boot", *binds,
-                  str(self.onstart_log), onstart, delay, *sshd]
+        pairs = bind_order([(self.ssh_dir, SSH_MOUNT), (self.root / "app", APP),
+                            (self.root / "work", WORK), (self.root / "tmp", Path("/tmp"))]
+                           ) if self.isolate else []
+        script = ["sh", "-c", _BOOT_SCRIPT, "vastsim-boot", str(self.onstart_log), onstart,
+                  delay, str(len(pairs)), *(str(p) for pair in pairs for p in pair), *sshd]
         if self.isolate:
             return ["unshare", "--mount", "--propagation", "private", "--pid", "--fork",
                     "--kill-child", "--mount-proc", *script]

@@ -29,7 +29,10 @@ BOOT_SECONDS = 2.0
 SETTINGS = {
     "image": "ghcr.io/coriou/voice-tools:cuda",
     "disk": "60",
-    "readyTimeout": "120",
+    # vastsim boots in BOOT_SECONDS and SSH answers at once: ten times that is plenty, so a
+    # demo that cannot work says why in seconds, not after minutes of retries
+    "readyTimeout": str(int(BOOT_SECONDS * 10)),
+    "maxAttempts": "2",
 }
 
 

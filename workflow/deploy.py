@@ -21,6 +21,7 @@ from typing import TextIO
 
 from providers.cost import gb
 from providers.errors import SelectionError
+from remote import pullrecord
 from remote.batch import BatchResult, Task
 from remote.errors import KeyPairError, RemoteError
 from remote.keys import find_key_pair
@@ -34,7 +35,7 @@ from workflow.console import safe, safe_std_streams, say
 from workflow.errors import OptionError, TasksFailed
 from workflow.jobs import check_job, remember_job
 from workflow.outputs import parse_outputs
-from workflow.paths import WORK_REMOTE
+from workflow.paths import WORK_REMOTE, pulled_dir
 from workflow.pulumi import Stack
 from workflow.report import RunReport
 from workflow.search import selection_for, summary
@@ -74,6 +75,11 @@ class DeployOptions:
     @property
     def results_dir(self) -> Path:
         return WORK_REMOTE / self.job
+
+    @property
+    def pulled_dir(self) -> Path:
+        """The instance's workDir, apart from the logs and report this side writes."""
+        return pulled_dir(self.job)
 
     @property
     def shell_only(self) -> bool:
@@ -157,7 +163,7 @@ def plan(opts: DeployOptions) -> list[str]:
         steps.append(f"run {len(opts.tasks)} task(s) as ./run-direct <line> in appDir")
         steps += [f"    {t.line}" for t in opts.tasks]
         if not opts.no_pull:
-            steps.append(f"pull workDir -> {opts.results_dir}")
+            steps.append(f"pull workDir -> {opts.pulled_dir}")
     if opts.shell_only:
         steps.append("open an interactive shell in appDir (--shell without tasks: the "
                      "instance is kept afterwards)")
@@ -250,17 +256,17 @@ def _pull(conn: Connection, work_dir: str, opts: DeployOptions, report: RunRepor
     """Bring workDir home; when it breaks off, say what is lost (teardown goes ahead)."""
     try:
         with report.phase("pull"):
-            report.bytes_received = pull(conn, work_dir, local_dir=opts.results_dir).nbytes
+            report.bytes_received = pull(conn, work_dir, local_dir=opts.pulled_dir).nbytes
     except RemoteError as exc:
-        got = sum(1 for p in opts.results_dir.rglob("*") if p.is_file() and "logs" not in
-                  p.relative_to(opts.results_dir).parts)
+        got = sum(1 for p in opts.pulled_dir.rglob("*")
+                  if p.is_file() and p.name != pullrecord.RECORD_NAME)
         fate = ("the instance is kept: `inv pull --stack "
                 f"{opts.stack_name}` fetches the rest" if opts.keeps else
                 "the instance is destroyed next, so the files of workDir not fetched yet are "
                 "lost (--keep keeps the instance for another pull)")
         report.outcome = f"pull failed: {exc}".splitlines()[0]
         say(f"deploy: pull of {work_dir} broke off: {exc}", out)
-        say(f"deploy: {got} file(s) fetched into {opts.results_dir}; {fate}", out)
+        say(f"deploy: {got} file(s) fetched into {opts.pulled_dir}; {fate}", out)
         raise
 
 

@@ -29,7 +29,7 @@ VALUED = {"--tasks": "tasks_file", "--job": "job", "--ssh-key": "ssh_key"}
 USAGE = """make vast-run [TASKS=FILE] [ARGS='OPTIONS [-- TASK]'] [STACK=base-stack]
   --tasks FILE     tasks file, one ./run-direct line per line (same as TASKS=FILE)
   --shell          a shell on the instance; alone (no tasks) the instance is kept
-  --job NAME       job name: results in work_remote/NAME/
+  --job NAME       job name: logs in work_remote/NAME/, /work in work_remote/NAME/work/
   --ssh-key PATH   private key to log in with
   --no-sync        do not upload your code to /app
   --no-pull        do not bring /work home

@@ -108,6 +108,8 @@ def app(tmp_path: Path) -> Path:
         'case "$1" in\n'
         '  write) mkdir -p /work/out && echo "$2" > "/work/out/$2.txt" && echo "wrote $2";;\n'
         '  fail) echo "failing" >&2; exit 4;;\n'
+        '  forge) mkdir -p /work/logs && for f in logs/01-forge.log logs/summary.json '
+        'report.json; do echo forged > /work/$f; done; echo honest;;\n'
         '  sleep) echo started > /work/sleeping; sleep "$2";;\n'
         '  *) echo "args($#): $*";;\n'
         "esac\n"

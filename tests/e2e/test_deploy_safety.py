@@ -136,7 +136,7 @@ def _tasks_file(app: Path, text: str) -> Path:
 
 
 @pytest.mark.parametrize(("case", "says"), [
-    ("empty tasks", "no task to run"),
+    ("empty tasks", "holds no task (only blank and # lines)"),
     ("job ../../x", "one folder name under work_remote/"),
     ("job /abs/path", "one folder name under work_remote/"),
     ("missing src", "does not exist"),

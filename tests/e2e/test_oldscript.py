@@ -67,7 +67,8 @@ def test_the_one_liners_from_your_project_directory(old_habits: Inv, app: Path,
 
     pulled = inv.make("vast-pull", f"ID={iid}", "JOB=later").stdout
     assert f"stack 'job-kj' holds instance {iid}" in pulled
-    assert (inv.project / "work_remote" / "later" / "out" / "first.txt").read_text() == "first\n"
+    pulled_file = inv.project / "work_remote" / "later" / "work" / "out" / "first.txt"
+    assert pulled_file.read_text() == "first\n"
     latest = inv.make("vast-pull", f"ID={iid}").stdout  # no JOB=: the job of the run
     assert "job kj (the stack's latest job)" in latest
 
@@ -92,3 +93,21 @@ def test_vast_shell_rents_a_fresh_instance_and_keeps_it(inv: Inv, app: Path, ssh
     assert vastsim.billing_now() == []
     assert inv.stacks() == [mine]  # the job's stack is gone; yours stays, and selected
     assert inv.selected() == mine
+
+
+@pytest.mark.parametrize("job", ["../../escape", "/tmp/abs-job-old"])
+def test_make_targets_refuse_a_job_name_that_would_leave_work_remote(
+    old_habits: Inv, app: Path, vastsim: VastSim, job: str
+):
+    """`make vast-run ARGS='--job ...'` and `make vast-pull JOB=...` check the name before
+    anything: no stack, no instance, nothing written."""
+    (app / "my-jobs.txt").write_text("write one\n")
+    for target, args in (("vast-run", [f"ARGS=--job {job}", "TASKS=my-jobs.txt"]),
+                         ("vast-run", [f"ARGS=--job={job} -- write one"]),
+                         ("vast-pull", ["ID=1", f"JOB={job}"])):
+        proc = old_habits.make(target, *args, cwd=app, check=False)
+        assert proc.returncode != 0, proc.stdout
+        assert "one folder name under work_remote/" in proc.stderr, proc.stderr
+    assert vastsim.ledger()["instances"] == [] and old_habits.stacks() == []
+    assert not (old_habits.project / "work_remote").exists()
+    assert not Path("/tmp/abs-job-old").exists()

@@ -47,7 +47,7 @@ def test_up_status_sync_run_pull_sweep_down(inv: Inv, app: Path, ssh_key: Path, 
     assert "args(2): hello two words" in one.stdout  # the words arrive as the user gave them
 
     inv("pull", "--stack", stack, "--job", "j1")
-    results = inv.project / "work_remote" / "j1"
+    results = inv.project / "work_remote" / "j1" / "work"
     assert (results / "out" / "alpha.txt").read_text() == "alpha\n"
     assert (results / "out" / "beta.txt").read_text() == "beta\n"
 
@@ -84,7 +84,7 @@ def test_deploy_runs_the_job_and_tears_down(inv: Inv, app: Path, ssh_key: Path, 
     proc = inv("deploy", "--image", "img", "--src", str(app), "--tasks", str(tasks),
                "--job", "dj", "--ssh-key", str(ssh_key), check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (inv.project / "work_remote" / "dj" / "out" / "two.txt").read_text() == "two\n"
+    assert (inv.project / "work_remote" / "dj" / "work" / "out" / "two.txt").read_text() == "two\n"
     assert "nothing of this job bills any more" in proc.stdout
     assert vastsim.billing_now() == []
     assert len(vastsim.ledger()["instances"]) == 1
@@ -180,7 +180,8 @@ def test_count_two_and_down_of_one_instance(inv: Inv, app: Path, ssh_key: Path,
                   "--", "write", f"w{iid}")
         assert f"wrote w{iid}" in ran.stdout
         inv("pull", "--instance", str(iid), "--job", f"two-{iid}")  # the stack found by id
-        assert (inv.project / "work_remote" / f"two-{iid}" / "out" / f"w{iid}.txt").exists()
+        pulled = inv.project / "work_remote" / f"two-{iid}" / "work"
+        assert (pulled / "out" / f"w{iid}.txt").exists()
     inv("down", "--stack", stack, "--instance", str(billing[0]))
     assert vastsim.billing_now() == [billing[1]]
     inv("down", "--stack", stack)
@@ -234,7 +235,8 @@ def test_sync_takes_the_stack_setting_or_where_you_are_never_the_tool(
     pulled = inv("pull", "--stack", stack).stdout  # no --job: the run's job, same folder
     assert f"pull: job {job} (the stack's latest job)" in pulled
     results = inv.project / "work_remote" / job
-    assert (results / "out" / "here.txt").read_text() == "here\n" and (results / "logs").is_dir()
+    assert (results / "work" / "out" / "here.txt").read_text() == "here\n"
+    assert (results / "logs").is_dir()
 
     other = tmp_path / "other"
     other.mkdir()
@@ -289,3 +291,20 @@ def test_sweep_and_instances_talk_to_the_selected_stacks_api(inv: Inv, ssh_key: 
     inv.pulumi(stack, "stack", "select", stack, on_stack=False)
     assert "no leftover instances" in inv("sweep").stdout
     assert "no instances: nothing bills" in inv("instances").stdout
+
+
+def test_files_the_instance_writes_never_replace_the_runs_own_logs_and_report(
+    inv: Inv, app: Path, ssh_key: Path, vastsim: VastSim
+):
+    """The task writes /work/logs/01-forge.log, /work/logs/summary.json and /work/report.json:
+    the pull brings them into work/, beside (not over) what this side wrote."""
+    inv.env["PULUMI_CONFIG_PASSPHRASE"] = "users-own"
+    proc = inv("deploy", "--image", "img", "--src", str(app), "--job", "fg",
+               "--ssh-key", str(ssh_key), "--", "forge", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    job = inv.project / "work_remote" / "fg"
+    assert (job / "logs" / "01-forge.log").read_text() == "honest\n"
+    assert '"total": 1' in (job / "logs" / "summary.json").read_text()
+    assert '"outcome": "ok"' in (job / "report.json").read_text()
+    for name in ("logs/01-forge.log", "logs/summary.json", "report.json"):
+        assert (job / "work" / name).read_text() == "forged\n"

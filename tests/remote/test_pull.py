@@ -11,17 +11,19 @@ import pytest
 
 import remote.openssh
 import remote.pull
+import remote.tarstream
 from remote.errors import PullError, UnsafePathError
 from remote.pull import (
     Entry,
-    TarReader,
     check_link,
     check_member,
     check_sizes,
     pull,
     safe_relpath,
 )
+from remote.pullrecord import RECORD_NAME
 from remote.ssh import Connection, Target
+from remote.tarstream import TarReader
 
 TREE = r"""
 set -e
@@ -36,12 +38,15 @@ ln -s sub/b.bin link
 
 
 def local_files(root: Path) -> dict[str, str]:
-    """rel path -> "file:<size>", "link:<target>" or "dir", for everything under root."""
+    """rel path -> "file:<size>", "link:<target>" or "dir", for everything under root but the
+    pull's own record."""
     found = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             path = Path(dirpath) / name
             rel = str(path.relative_to(root))
+            if rel == RECORD_NAME:
+                continue
             if path.is_symlink():
                 found[rel] = f"link:{os.readlink(path)}"
             elif path.is_dir():
@@ -174,7 +179,7 @@ def test_tar_reader_refuses_a_stream_cut_at_a_member_boundary() -> None:
 
 def test_tar_reader_big_member_through_the_writer_thread() -> None:
     data = os.urandom(1 << 16) * 150  # 9.4 MiB: over THREADED_MIN
-    assert len(data) >= remote.pull.THREADED_MIN
+    assert len(data) >= remote.tarstream.THREADED_MIN
     archive = make_tar(tarfile.GNU_FORMAT, {"big": data})
     reader = TarReader(io.BytesIO(archive))
     out = bytearray()
@@ -292,7 +297,7 @@ def test_a_hostile_tar_stream_is_checked_member_by_member(
     assert "`..`" in reasons["../escape.txt"]
     assert "absolute" in reasons["/tmp/vast-gpu-test-abs.txt"]
     assert "symlink" in reasons["ok2.txt"] and "twice" in reasons["ok.txt"]
-    assert result.vanished == ["ok2.txt"]
+    assert result.vanished == []  # ok2.txt was refused: named once, with the reason
     assert not (tmp_path / "nest" / "escape.txt").exists()
     assert not Path("/tmp/vast-gpu-test-abs.txt").exists()
     assert local_files(local) == {"ok.txt": "file:5"}
@@ -337,3 +342,106 @@ def test_missing_remote_dir_is_a_clear_error(target: Target, tmp_path: Path) -> 
     with Connection(target) as conn, pytest.raises(PullError) as err:
         pull(conn, "/nowhere", local_dir=tmp_path / "dest")
     assert "/nowhere" in str(err.value) and "no such directory" in str(err.value)
+
+
+# --- one odd entry never costs the others -----------------------------------------------------
+
+DEEP_TREE = r"""
+set -e
+cd /work
+echo ok > ok.txt
+echo long > "$(printf 'x%.0s' $(seq 250))"
+for i in $(seq 250); do mkdir level-of-a-deep-tree && cd level-of-a-deep-tree; done
+echo deep > bottom.txt
+"""
+
+
+@pytest.mark.sshd
+def test_a_tree_too_deep_for_this_side_is_skipped_and_the_rest_arrives(
+    target: Target, tmp_path: Path
+) -> None:
+    log = io.StringIO()
+    with Connection(target) as conn:
+        conn.run(DEEP_TREE)
+        result = pull(conn, local_dir=tmp_path / "dest", log=log)
+    assert sorted(result.fetched) == ["ok.txt", "x" * 250]  # a long name that fits arrives
+    assert (tmp_path / "dest" / ("x" * 250)).read_text() == "long\n"
+    reasons = dict(result.refused)
+    deep = [p for p in reasons if p.endswith("bottom.txt")]
+    assert deep and "File name too long" in reasons[deep[0]]
+    skipped = log.getvalue().split("pull: skipped ")[-1]
+    assert skipped.startswith(f"{len(result.refused)} path(s):") and "bottom.txt" in skipped
+
+
+LONG_NAME = "n" * 300
+HOSTILE_LISTING = r"""python3 - <<'EOF'
+import sys
+w = sys.stdout.buffer.write
+for record in [b"f 3 1700000000.0 644 ok.txt", b"f 3 1700000000.0 644 " + b"n" * 300,
+               b"garbage", b"f notanumber 1.0 644 bad-size", b"f 1 nan 644 bad-mtime",
+               b"f 1 1e300 644 huge-mtime", b"f 1 1.0 9z9 bad-mode"]:
+    w(record + b"\0\0")
+EOF
+"""
+
+
+@pytest.mark.sshd
+def test_a_garbage_listing_and_a_name_over_the_limit_are_skipped_not_fatal(
+    target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(remote.pull, "list_command", lambda _dir: HOSTILE_LISTING)
+    log = io.StringIO()
+    with Connection(target) as conn:
+        conn.run("printf 'ok\\n' > /work/ok.txt")
+        result = pull(conn, local_dir=tmp_path / "dest", log=log)
+    assert result.fetched == ["ok.txt"] and (tmp_path / "dest" / "ok.txt").read_text() == "ok\n"
+    reasons = dict(result.refused)
+    assert "File name too long" in reasons[LONG_NAME]
+    for bad in ("garbage", "f notanumber 1.0 644 bad-size", "f 1 nan 644 bad-mtime",
+                "f 1 1e300 644 huge-mtime", "f 1 1.0 9z9 bad-mode"):
+        assert "unreadable listing record" in reasons[repr(bad.encode())], reasons
+    assert log.getvalue().count("pull: skipped 6 path(s):") == 1
+
+
+@pytest.mark.sshd
+@pytest.mark.parametrize("via", ["ssh", "paramiko"])
+def test_both_names_of_a_hard_link_arrive(target: Target, tmp_path: Path, via: str) -> None:
+    local = tmp_path / "dest"
+    log = io.StringIO()
+    with Connection(target) as conn:
+        conn.run("cd /work && mkdir d && echo shared > d/a && ln d/a b && ln d/a d/c")
+        result = pull(conn, local_dir=local, via=via, log=log)
+        assert sorted(result.fetched) == ["b", "d/a", "d/c"], log.getvalue()
+        assert not result.vanished and not result.refused
+        assert all((local / n).read_text() == "shared\n" for n in ("b", "d/a", "d/c"))
+        conn.run("echo new > /work/e && ln /work/e /work/f")  # only the new pair is sent
+        again = pull(conn, local_dir=local, via=via, log=log)
+    assert sorted(again.fetched) == ["e", "f"] and (local / "f").read_text() == "new\n"
+
+
+@pytest.mark.sshd
+def test_a_local_file_the_pull_did_not_write_is_kept_as_a_copy_never_overwritten(
+    target: Target, tmp_path: Path
+) -> None:
+    local = tmp_path / "dest"
+    local.mkdir()
+    (local / "mine.txt").write_text("written here first\n")  # before any pull
+    log = io.StringIO()
+    with Connection(target) as conn:
+        conn.run("cd /work && echo remote > mine.txt && echo one > a.txt && echo one > b.txt")
+        first = pull(conn, local_dir=local, log=log)
+        assert sorted(first.fetched) == ["a.txt", "b.txt", "mine.txt"]
+        assert first.kept == [("mine.txt", "mine.txt.local")]
+        assert (local / "mine.txt.local").read_text() == "written here first\n"
+        assert (local / "mine.txt").read_text() == "remote\n"
+        assert "kept your mine.txt as mine.txt.local" in log.getvalue()
+
+        (local / "a.txt").write_text("edited here\n")  # a pulled file, edited locally
+        conn.run("cd /work && echo two > a.txt && echo two > b.txt && touch -d 2001-01-01 "
+                 "a.txt b.txt && echo again > mine.txt")
+        second = pull(conn, local_dir=local, log=log)
+    assert sorted(second.fetched) == ["a.txt", "b.txt", "mine.txt"]
+    assert second.kept == [("a.txt", "a.txt.local")]  # b.txt and mine.txt were the pull's own
+    assert (local / "a.txt.local").read_text() == "edited here\n"
+    assert (local / "a.txt").read_text() == (local / "b.txt").read_text() == "two\n"
+    assert (local / "mine.txt.local").read_text() == "written here first\n"

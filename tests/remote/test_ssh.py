@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -52,6 +53,28 @@ def test_host_key_is_pinned_on_first_use_and_a_change_refused(target: Target) ->
         Connection(target, deadline_s=1).open()
     assert str(target.known_hosts) in str(err.value)
     assert "delete" in str(err.value)
+
+
+def test_the_pin_belongs_to_the_instance_not_to_its_address(
+    rent: Callable[..., tuple[int, Target]],
+) -> None:
+    """Outputs pointed at another sshd on the same host (another port) must not pass with a
+    second pin line; the same instance's key at a new port (it moved) does."""
+    _, mine = rent()
+    _, other = rent()
+    with Connection(mine) as conn:
+        conn.run("true")
+    pinned = mine.known_hosts.read_text()
+    elsewhere = replace(other, known_hosts=mine.known_hosts, key_path=mine.key_path)
+    with pytest.raises(HostKeyChanged):
+        Connection(elsewhere, deadline_s=1).open()
+    assert mine.known_hosts.read_text() == pinned  # nothing appended
+
+    moved = pinned.replace(f"[{mine.host}]:{mine.port}", f"[{mine.host}]:{mine.port + 1}")
+    mine.known_hosts.write_text(moved)  # as if the key had been pinned at an earlier port
+    with Connection(mine) as conn:
+        conn.run("true")
+    assert mine.known_hosts.read_text().count("ssh-ed25519") == 2
 
 
 def test_refused_connections_are_retried_until_the_deadline(target: Target) -> None:

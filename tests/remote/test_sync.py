@@ -405,3 +405,15 @@ def test_progress_is_shown(target: Target, tmp_path: Path) -> None:
     with Connection(target) as conn:
         sync(conn, src, "/app", progress=True, stream=out)
     assert f"-> {target.host}:/app: 10 files" in out.getvalue()
+
+
+@pytest.mark.sshd
+def test_both_names_of_a_hard_linked_file_are_synced(target: Target, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    write(src, "d/a", "shared")
+    os.link(src / "d/a", src / "b")
+    with Connection(target) as conn:
+        for method in METHODS:
+            dest = f"/app/{method}"
+            assert sync(conn, src, dest, method=method, progress=False).files_sent == 2
+            assert conn.run(f"cat {dest}/d/a {dest}/b").stdout == "sharedshared"

@@ -18,7 +18,7 @@ import paramiko
 import pytest
 
 from tests.vastsim.helpers import pids_in_mount_ns
-from vastsim.sshhost import SshHost, SshHostError
+from vastsim.sshhost import SshHost, SshHostError, bind_order
 
 pytestmark = pytest.mark.sshd
 
@@ -318,3 +318,17 @@ def test_fallback_uses_root_dirs_and_leaves_nothing(make_host, key) -> None:
     assert len(members) >= 5  # reaper, sshd, onstart's sh and two sleeps, the setsid sleep
     host.stop()
     assert [p for p in members if Path(f"/proc/{p}").exists()] == []  # none left, not even zombies
+
+
+@pytest.mark.parametrize("root", ["/tmp/sim/instances/7", "/work/main/.vastsim/instances/7",
+                                  "/app/x/instances/7", "/srv/sim/instances/7"])
+def test_no_bind_hides_the_source_of_a_later_one(root: str) -> None:
+    """The state dir may lie under /work (a checkout there runs `make demo`) or /tmp (pytest):
+    each target is bound only after every source it would hide."""
+    r = Path(root)
+    pairs = [(r / "ssh", Path("/run/vastsim/ssh")), (r / "app", Path("/app")),
+             (r / "work", Path("/work")), (r / "tmp", Path("/tmp"))]
+    ordered = bind_order(pairs)
+    assert sorted(ordered) == sorted(pairs)
+    for i, (_, target) in enumerate(ordered):
+        assert not any(src.is_relative_to(target) for src, _ in ordered[i + 1:]), ordered

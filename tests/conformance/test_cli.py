@@ -1,0 +1,106 @@
+"""The official CLI (vastai 1.9.1) against vastsim: each command's printed result and what it
+did to the account. The CLI exits 0 after most HTTP errors, so the output is what is checked."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conformance.conftest import CliRun
+from vastsim.testing import VastSim
+
+pytestmark = pytest.mark.sshd
+
+
+def _json(proc: subprocess.CompletedProcess[str]) -> object:
+    return json.loads(proc.stdout)
+
+
+def test_show_user(vastai: CliRun, tmp_path: Path) -> None:
+    out = vastai("show", "user", "--raw")
+    user = _json(out)
+    assert user["email"] == "vastsim@localhost" and user["credit"] == 100.0
+    assert not (tmp_path / "cfg" / "vastai" / "vast_api_key").exists()  # --api-key, not stored
+
+
+def test_search_offers_sends_a_query_vastsim_answers_as_asked(vastai: CliRun) -> None:
+    offers = _json(vastai("search", "offers", "num_gpus=1 gpu_ram>=20 reliability>0.95",
+                          "-o", "dph+", "--raw"))
+    assert offers, "no offer matched"
+    for offer in offers:
+        assert offer["num_gpus"] == 1 and offer["gpu_ram"] >= 20_000
+        assert offer["reliability"] > 0.95 and offer["verification"] == "verified"
+        assert offer["rentable"] is True
+    prices = [o["dph_total"] for o in offers]
+    assert prices == sorted(prices)
+    named = _json(vastai("search", "offers", "gpu_name=RTX_3090 num_gpus=1", "--raw"))
+    assert named and {o["gpu_name"] for o in named} == {"RTX 3090"}
+
+
+def test_an_instance_from_create_to_destroy(vastai: CliRun, vastsim: VastSim,
+                                            tmp_path: Path) -> None:
+    offer = _json(vastai("search", "offers", "num_gpus=1", "-o", "dph+", "--raw"))[0]["id"]
+    made = _json(vastai("create", "instance", str(offer), "--image", "vastai/test:latest",
+                        "--disk", "20", "--ssh", "--direct", "--label", "referee",
+                        "--onstart-cmd", "echo hello-from-the-referee", "--raw"))
+    assert made["success"] is True
+    iid = made["new_contract"]
+    assert vastsim.billing_now() == [iid]
+
+    shown = _json(vastai("show", "instance", str(iid), "--raw"))
+    assert shown["id"] == iid and shown["label"] == "referee" and shown["disk_space"] == 20.0
+
+    assert f"label for {iid} set to renamed." in vastai("label", "instance", str(iid),
+                                                        "renamed").stdout
+    assert _json(vastai("show", "instance", str(iid), "--raw"))["label"] == "renamed"
+
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    attached = vastai("attach", "ssh", str(iid), key.with_suffix(".pub").read_text().strip())
+    assert "SSH key attached successfully" in attached.stdout
+
+    url = vastai("ssh-url", str(iid)).stdout.strip()
+    match = re.fullmatch(r"ssh://(\w+)@([\d.]+):(\d+)", url)
+    assert match, url
+    user, host, port = match.groups()
+    login = subprocess.run(
+        ["ssh", "-i", str(key), "-p", port, "-o", "StrictHostKeyChecking=no",
+         "-o", f"UserKnownHostsFile={tmp_path / 'known_hosts'}", "-o", "BatchMode=yes",
+         f"{user}@{host}", "echo logged-in-as-$(id -un) in $(pwd)"],
+        capture_output=True, text=True, timeout=60)
+    assert login.returncode == 0, login.stderr
+    assert f"logged-in-as-{user}" in login.stdout
+
+    logs = vastai("logs", str(iid))
+    assert "hello-from-the-referee" in logs.stdout, logs.stdout + logs.stderr
+
+    assert f"stopping instance {iid}." in vastai("stop", "instance", str(iid)).stdout
+    assert _json(vastai("show", "instance", str(iid), "--raw"))["actual_status"] == "stopped"
+    assert f"starting instance {iid}." in vastai("start", "instance", str(iid)).stdout
+    deadline = time.monotonic() + 30
+    while _json(vastai("show", "instance", str(iid), "--raw"))["actual_status"] != "running":
+        assert time.monotonic() < deadline, "the started instance never ran again"
+        time.sleep(0.2)
+
+    assert f"destroying instance {iid}." in vastai("destroy", "instance", str(iid), "-y").stdout
+    assert vastsim.billing_now() == []
+
+
+def test_show_instances_pages_through_v1(vastai: CliRun, vastsim: VastSim) -> None:
+    foreign = vastsim.seed(27)
+    offer = _json(vastai("search", "offers", "num_gpus=1", "--raw"))[0]["id"]
+    mine = _json(vastai("create", "instance", str(offer), "--image", "img", "--disk", "10",
+                        "--ssh", "--direct", "--raw"))["new_contract"]
+    rows = _json(vastai("show", "instances", "--raw"))
+    assert sorted(r["id"] for r in rows) == sorted([*foreign, mine])
+    paths = [r["path"] for r in vastsim.admin_get("/_sim/requests")["requests"]]
+    v1 = [p for p in paths if p.startswith("/api/v1/instances")]
+    assert len(v1) >= 2 and any("after_token=" in p for p in v1), v1  # more than one page
+    assert not any(p.startswith("/api/v0/instances/?") or p == "/api/v0/instances/"
+                   for p in paths)  # never the v0 list, which a new account gets 410 from
+    vastai("destroy", "instance", str(mine), "-y")
