@@ -28,6 +28,17 @@ def test_show_user(vastai: CliRun, tmp_path: Path) -> None:
     assert not (tmp_path / "cfg" / "vastai" / "vast_api_key").exists()  # --api-key, not stored
 
 
+def test_the_cli_asks_vastsim_for_its_gpu_names(vastai: CliRun, vastsim: VastSim,
+                                                tmp_path: Path) -> None:
+    """Every run builds `--gpu-name` choices from VAST_URL, not --url: vastsim must answer."""
+    vastai("show", "user", "--raw")
+    asked = [(r["method"], r["path"], r["status"])
+             for r in vastsim.admin_get("/_sim/requests")["requests"]]
+    assert ("GET", "/api/v0/gpu_names/unique/", 200) in asked, asked
+    cached = json.loads((tmp_path / "cache" / "vastai" / "gpu_names_cache.json").read_text())
+    assert "RTX 4090" in cached["gpu_names"]  # vastsim's names, cached where the test says
+
+
 def test_search_offers_sends_a_query_vastsim_answers_as_asked(vastai: CliRun) -> None:
     offers = _json(vastai("search", "offers", "num_gpus=1 gpu_ram>=20 reliability>0.95",
                           "-o", "dph+", "--raw"))
