@@ -207,7 +207,8 @@ def _apply(filters: dict[str, dict[str, Value]], query: str, match: re.Match[str
         if not items:
             raise QueryError(query, raw_value, value_position, "empty list")
         converted: Value = [
-            _convert(field, item, query, raw_value, value_position) for item in items
+            _convert(field, item, query, raw_value, value_position, single=False)
+            for item in items
         ]
     else:
         if not value:
@@ -223,8 +224,13 @@ def _apply(filters: dict[str, dict[str, Value]], query: str, match: re.Match[str
     filters.setdefault(field, {})[op] = converted
 
 
-def _convert(field: str, value: str, query: str, token: str, position: int) -> Value:
-    """One value, as the CLI converts it (docs/vast-api.md, "Query grammar")."""
+def _convert(field: str, value: str, query: str, token: str, position: int, *,
+             single: bool = True) -> Value:
+    """One value, as the CLI converts it (docs/vast-api.md, "Query grammar").
+
+    Only a ``single`` value becomes true/false/null: the CLI keeps list items as strings
+    (``verified in [true,false]`` sends ``["true", "false"]``), and so do we.
+    """
     if field == "driver_version" and "." in value:
         if not _DRIVER_VERSION.fullmatch(value):
             raise QueryError(
@@ -240,6 +246,8 @@ def _convert(field: str, value: str, query: str, token: str, position: int) -> V
         if not math.isfinite(number):
             raise QueryError(query, token, position, f"{field} needs a number, got {value!r}")
         return number * FIELD_MULTIPLIERS[field]
+    if not single:
+        return value
     if value in ("true", "True"):
         return True
     if value in ("false", "False"):
