@@ -3,6 +3,7 @@ did to the account. The CLI exits 0 after most HTTP errors, so the output is wha
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from providers.query import build_search
 from tests.conformance.conftest import CliRun
 from vastsim.testing import VastSim
 
@@ -51,6 +53,32 @@ def test_search_offers_sends_a_query_vastsim_answers_as_asked(vastai: CliRun) ->
     assert prices == sorted(prices)
     named = _json(vastai("search", "offers", "gpu_name=RTX_3090 num_gpus=1", "--raw"))
     assert named and {o["gpu_name"] for o in named} == {"RTX 3090"}
+
+
+SEARCHES = [
+    # (the CLI's words after `search offers`, what build_search is given for the same)
+    (["gpu_ram>=20 num_gpus=1 gpu_name=RTX_4090", "-o", "dph+", "--storage", "7"],
+     {"query": "gpu_ram>=20 num_gpus=1 gpu_name=RTX_4090", "order": "dph+", "disk_gb": 7.0}),
+    (["reliability>0.98 geolocation in [US,CA]", "-i", "--limit", "3"],
+     {"query": "reliability>0.98 geolocation in [US,CA]", "order": "score-", "disk_gb": 5.0,
+      "offer_type": "interruptible", "limit": 3}),
+    (["-n", "num_gpus>=2 rentable=any", "-o", "num_gpus-,dph"],
+     {"query": "num_gpus>=2 rentable=any", "order": "num_gpus-,dph", "disk_gb": 5.0,
+      "defaults": False}),
+]
+
+
+@pytest.mark.parametrize(("words", "ours"), SEARCHES, ids=[" ".join(w) for w, _ in SEARCHES])
+def test_our_search_body_is_the_one_the_cli_posts(vastai: CliRun, vastsim: VastSim,
+                                                  words: list[str], ours: dict) -> None:
+    """The whole body `search offers --explain` prints and posts, order/type/storage too."""
+    out = vastai("--explain", "search", "offers", *words).stdout
+    lines = out.splitlines()
+    theirs = ast.literal_eval(lines[lines.index("request json: ") + 1])
+    assert build_search(**ours) == theirs
+    asked = [(r["method"], r["path"], r["status"])
+             for r in vastsim.admin_get("/_sim/requests")["requests"]]
+    assert ("POST", "/api/v0/bundles/", 200) in asked, asked
 
 
 def test_an_instance_from_create_to_destroy(vastai: CliRun, vastsim: VastSim,
