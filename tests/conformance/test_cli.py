@@ -23,6 +23,16 @@ def _json(proc: subprocess.CompletedProcess[str]) -> object:
     return json.loads(proc.stdout)
 
 
+def _ledger_row(sim: VastSim, iid: int) -> dict:
+    return next(r for r in sim.ledger()["instances"] if r["id"] == iid)
+
+
+def _billing(sim: VastSim, iid: int) -> tuple[bool, bool]:
+    """(GPU, storage) accruing for the instance, as vastsim's ledger says."""
+    row = _ledger_row(sim, iid)
+    return row["billing_gpu"], row["billing_storage"]
+
+
 def test_show_user(vastai: CliRun, tmp_path: Path) -> None:
     out = vastai("show", "user", "--raw")
     user = _json(out)
@@ -90,6 +100,9 @@ def test_an_instance_from_create_to_destroy(vastai: CliRun, vastsim: VastSim,
     assert made["success"] is True
     iid = made["new_contract"]
     assert vastsim.billing_now() == [iid]
+    row = _ledger_row(vastsim, iid)
+    assert (row["offer_id"], row["disk"]) == (offer, 20.0)  # what the CLI asked for
+    assert _billing(vastsim, iid) == (True, True)  # GPU and storage
 
     shown = _json(vastai("show", "instance", str(iid), "--raw"))
     assert shown["id"] == iid and shown["label"] == "referee" and shown["disk_space"] == 20.0
@@ -120,14 +133,18 @@ def test_an_instance_from_create_to_destroy(vastai: CliRun, vastsim: VastSim,
 
     assert f"stopping instance {iid}." in vastai("stop", "instance", str(iid)).stdout
     assert _json(vastai("show", "instance", str(iid), "--raw"))["actual_status"] == "stopped"
+    assert _billing(vastsim, iid) == (False, True)  # a stopped instance bills its disk only
     assert f"starting instance {iid}." in vastai("start", "instance", str(iid)).stdout
-    deadline = time.monotonic() + 30
-    while _json(vastai("show", "instance", str(iid), "--raw"))["actual_status"] != "running":
+    deadline = time.monotonic() + 30  # waited on vastsim directly: a CLI run takes seconds
+    while next(i for i in vastsim.instances() if i["id"] == iid)["actual_status"] != "running":
         assert time.monotonic() < deadline, "the started instance never ran again"
-        time.sleep(0.2)
+        time.sleep(0.05)
+    assert _json(vastai("show", "instance", str(iid), "--raw"))["actual_status"] == "running"
+    assert _billing(vastsim, iid) == (True, True)
 
     assert f"destroying instance {iid}." in vastai("destroy", "instance", str(iid), "-y").stdout
     assert vastsim.billing_now() == []
+    assert _billing(vastsim, iid) == (False, False)
 
 
 def test_show_instances_pages_through_v1(vastai: CliRun, vastsim: VastSim) -> None:
