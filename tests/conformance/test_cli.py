@@ -160,3 +160,33 @@ def test_show_instances_pages_through_v1(vastai: CliRun, vastsim: VastSim) -> No
     assert not any(p.startswith("/api/v0/instances/?") or p == "/api/v0/instances/"
                    for p in paths)  # never the v0 list, which a new account gets 410 from
     vastai("destroy", "instance", str(mine), "-y")
+
+
+def test_a_bid_under_min_bid_waits_until_change_bid_raises_it(vastai: CliRun,
+                                                              vastsim: VastSim) -> None:
+    """`create instance --bid_price` under min_bid, then `change bid` over it (bids.py)."""
+    offer = _json(vastai("search", "offers", "num_gpus=1", "-i", "-o", "dph+", "--raw"))[0]
+    low, high = round(offer["min_bid"] / 2, 4), round(offer["min_bid"] * 2, 4)
+    iid = _json(vastai("create", "instance", str(offer["id"]), "--image", "img", "--disk", "10",
+                       "--ssh", "--direct", "--bid_price", str(low), "--raw"))["new_contract"]
+    shown = _json(vastai("show", "instance", str(iid), "--raw"))
+    assert (shown["actual_status"], shown["intended_status"]) == ("scheduling", "running")
+    assert _billing(vastsim, iid) == (False, True)  # waiting: its disk bills, no GPU
+    changed = vastai("change", "bid", str(iid), "--price", str(high))
+    assert changed.stdout.strip() == "Per gpu bid price changed", changed.stdout + changed.stderr
+    deadline = time.monotonic() + 30
+    while next(i for i in vastsim.instances() if i["id"] == iid)["actual_status"] != "running":
+        assert time.monotonic() < deadline, "the raised bid never ran"
+        time.sleep(0.05)
+    assert _billing(vastsim, iid) == (True, True)
+    assert _ledger_row(vastsim, iid)["gpu_rate_per_hour"] == pytest.approx(high)
+    vastai("destroy", "instance", str(iid), "-y")
+
+
+def test_an_unknown_instance_is_an_error_the_cli_prints(vastai: CliRun) -> None:
+    """The CLI exits 0 after a 404 on destroy and label: what it prints is the check."""
+    shown = vastai("show", "instance", "999999", check=False)
+    assert shown.returncode == 1 and "Instance 999999 not found" in shown.stderr, shown
+    for words in (["destroy", "instance", "999999", "-y"], ["label", "instance", "999999", "x"]):
+        out = vastai(*words)
+        assert "Failed with error 404" in out.stderr and "999999" in out.stderr, out
