@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from providers.lifecycle import InstanceSpec
 from providers.query import build_search
+from providers.settings import parse_settings
 from tests.conformance.conftest import CliRun
 from vastsim.testing import VastSim
 
@@ -190,3 +192,27 @@ def test_an_unknown_instance_is_an_error_the_cli_prints(vastai: CliRun) -> None:
     for words in (["destroy", "instance", "999999", "-y"], ["label", "instance", "999999", "x"]):
         out = vastai(*words)
         assert "Failed with error 404" in out.stderr and "999999" in out.stderr, out
+
+
+RENTS = [
+    {"image": "vastai/test:latest", "disk": 20, "label": "job"},
+    {"image": "img:1", "disk": 12.5, "bidPrice": 0.05, "env": {"A": "1", "B": "x y"}},
+]
+
+
+@pytest.mark.parametrize("raw", RENTS, ids=["on-demand", "bid-with-env"])
+def test_our_rent_body_is_the_clis_create_instance_body(vastai: CliRun, raw: dict) -> None:
+    """Ours is `create instance --ssh --direct --cancel-unavail` with the same values."""
+    ours = InstanceSpec(parse_settings(raw), tag="vast-gpu:p/s/gpu",
+                        ssh_public_key="k").rent_body()
+    offer = _json(vastai("search", "offers", "num_gpus=1", "--raw"))[0]["id"]
+    words = ["create", "instance", str(offer), "--image", ours["image"], "--disk",
+             str(ours["disk"]), "--ssh", "--direct", "--cancel-unavail", "--label",
+             ours["label"], "--onstart-cmd", ours["onstart"]]
+    if ours["price"] is not None:
+        words += ["--bid_price", str(ours["price"])]
+    if ours["env"]:
+        words += ["--env", " ".join(f"-e {k}='{v}'" for k, v in ours["env"].items())]
+    lines = vastai("--explain", *words).stdout.splitlines()
+    theirs = ast.literal_eval(lines[lines.index("request json: ") + 1])
+    assert ours == theirs
