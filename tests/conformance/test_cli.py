@@ -16,6 +16,7 @@ from providers.lifecycle import InstanceSpec
 from providers.query import build_search
 from providers.settings import parse_settings
 from tests.conformance.conftest import CliRun
+from tests.vastsim.helpers import Api
 from vastsim.testing import VastSim
 
 pytestmark = pytest.mark.sshd
@@ -201,11 +202,12 @@ RENTS = [
 
 
 @pytest.mark.parametrize("raw", RENTS, ids=["on-demand", "bid-with-env"])
-def test_our_rent_body_is_the_clis_create_instance_body(vastai: CliRun, raw: dict) -> None:
+def test_our_rent_body_is_the_clis_create_instance_body(vastai: CliRun, vastsim: VastSim,
+                                                        raw: dict) -> None:
     """Ours is `create instance --ssh --direct --cancel-unavail` with the same values."""
     ours = InstanceSpec(parse_settings(raw), tag="vast-gpu:p/s/gpu",
                         ssh_public_key="k").rent_body()
-    offer = _json(vastai("search", "offers", "num_gpus=1", "--raw"))[0]["id"]
+    offer = Api(vastsim).search()[0]["id"]  # asked directly: a CLI run takes seconds
     words = ["create", "instance", str(offer), "--image", ours["image"], "--disk",
              str(ours["disk"]), "--ssh", "--direct", "--cancel-unavail", "--label",
              ours["label"], "--onstart-cmd", ours["onstart"]]
