@@ -6,7 +6,8 @@ the official CLI sends for them (``vastai/api/query.py::parse_query``; notes in 
 "Query grammar"): operators and their word forms, field aliases, unit multipliers (x1000 for RAM,
 not x1024), ``driver_version`` to ``MMMmmmppp``, underscores to spaces, lists for ``in`` /
 ``notin``, ``field=any`` to drop a filter, and numbers sent as *strings* (the server coerces
-them) unless the field has a multiplier.
+them) unless the field has a multiplier; ``true/false/None`` become JSON only as a single
+value, never inside a list.
 
 Where we are stricter than the CLI, on purpose (a filter the server silently ignores rents the
 wrong machine, and rented machines bill):
@@ -207,7 +208,7 @@ def _apply(filters: dict[str, dict[str, Value]], query: str, match: re.Match[str
         if not items:
             raise QueryError(query, raw_value, value_position, "empty list")
         converted: Value = [
-            _convert(field, item, query, raw_value, value_position, single=False)
+            _convert(field, item, query, raw_value, value_position, in_list=True)
             for item in items
         ]
     else:
@@ -224,12 +225,13 @@ def _apply(filters: dict[str, dict[str, Value]], query: str, match: re.Match[str
     filters.setdefault(field, {})[op] = converted
 
 
-def _convert(field: str, value: str, query: str, token: str, position: int, *,
-             single: bool = True) -> Value:
+def _convert(
+    field: str, value: str, query: str, token: str, position: int, *, in_list: bool = False
+) -> Value:
     """One value, as the CLI converts it (docs/vast-api.md, "Query grammar").
 
-    Only a ``single`` value becomes true/false/null: the CLI keeps list items as strings
-    (``verified in [true,false]`` sends ``["true", "false"]``), and so do we.
+    List items stay strings (``in [true,false]`` sends ``["true", "false"]``): the CLI turns
+    only a single value into a JSON boolean or null.
     """
     if field == "driver_version" and "." in value:
         if not _DRIVER_VERSION.fullmatch(value):
@@ -246,7 +248,7 @@ def _convert(field: str, value: str, query: str, token: str, position: int, *,
         if not math.isfinite(number):
             raise QueryError(query, token, position, f"{field} needs a number, got {value!r}")
         return number * FIELD_MULTIPLIERS[field]
-    if not single:
+    if in_list:
         return value
     if value in ("true", "True"):
         return True

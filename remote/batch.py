@@ -35,6 +35,7 @@ from typing import BinaryIO, TextIO
 import paramiko
 
 from remote.errors import SshError, TaskDisconnected, TaskFileError
+from remote.lines import PrefixedLines
 from remote.ssh import Connection
 from remote.watchdog import hold_lease
 
@@ -352,37 +353,20 @@ exit 0
 
 
 class _Lines:
-    """Split two byte streams into lines; each line goes to `out` with its stream's prefix and
-    to the log as it arrived. `\\r` ends a line too, so progress bars show while they run."""
+    """Two byte streams as prefixed lines on `out` (remote/lines.py); the log gets the bytes
+    exactly as they came (stdout and stderr interleaved by arrival), binary output included."""
 
     def __init__(self, out: TextIO, log: BinaryIO, prefixes: tuple[str, str]) -> None:
-        self.out = out
         self.log = log
-        self.prefixes = prefixes
-        self.partial = [b"", b""]
+        self._shown = tuple(PrefixedLines(out.write, out.flush, p) for p in prefixes)
 
     def feed(self, stream: int, data: bytes) -> None:
-        buf, hold = self.partial[stream] + data, b""
-        if buf.endswith(b"\r"):  # maybe half of a \r\n: decide with the next chunk
-            buf, hold = buf[:-1], b"\r"
-        *complete, rest = re.split(rb"\r\n|\r|\n", buf)
-        self.partial[stream] = rest + hold
-        for line in complete:
-            self._emit(stream, line)
-        if complete:
-            self.out.flush()
+        self.log.write(data)
+        self._shown[stream].feed(data)
 
     def flush(self) -> None:
-        for stream in (0, 1):
-            rest = self.partial[stream].rstrip(b"\r")
-            if rest:
-                self._emit(stream, rest)
-            self.partial[stream] = b""
-        self.out.flush()
-
-    def _emit(self, stream: int, line: bytes) -> None:
-        self.log.write(line + b"\n")
-        self.out.write(self.prefixes[stream] + line.decode(errors="replace") + "\n")
+        for shown in self._shown:
+            shown.finish()
 
 
 def _write_summary(batch: BatchResult) -> None:

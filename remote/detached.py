@@ -20,7 +20,6 @@ wrote last, prints the summary and re-raises; with stop_on_interrupt=False it on
 from __future__ import annotations
 
 import json
-import re
 import select
 import sys
 import time
@@ -40,6 +39,7 @@ from remote.errors import (
     NoSuchBatch,
     SshError,
 )
+from remote.lines import PrefixedLines
 from remote.ssh import Connection, ssh_errors
 from remote.supervisor import BatchState, TaskRecord, log_names
 from remote.watchdog import hold_lease
@@ -95,31 +95,14 @@ class _Cut(Exception):
         super().__init__(reason)
 
 
-class _Display:
-    """One task's bytes as prefixed lines on `out`; `\\r` ends a line too (progress bars)."""
+class _Display(PrefixedLines):
+    """One task's bytes as prefixed lines on `out` (remote/lines.py)."""
 
     def __init__(self, out: TextIO, prefix: str, partial: bytes = b"") -> None:
-        self.out = out
-        self.prefix = prefix
-        self.partial = partial
-
-    def feed(self, data: bytes) -> None:
-        buf, hold = self.partial + data, b""
-        if buf.endswith(b"\r"):
-            buf, hold = buf[:-1], b"\r"
-        *lines, rest = re.split(rb"\r\n|\r|\n", buf)
-        self.partial = rest + hold
-        for line in lines:
-            self.out.write(self.prefix + line.decode(errors="replace") + "\n")
-        if lines:
-            self.out.flush()
+        super().__init__(out.write, out.flush, prefix, partial)
 
     def flush(self) -> None:
-        rest = self.partial.rstrip(b"\r")
-        if rest:
-            self.out.write(self.prefix + rest.decode(errors="replace") + "\n")
-        self.partial = b""
-        self.out.flush()
+        self.finish()
 
 
 @dataclass

@@ -45,6 +45,7 @@ import sys
 import tarfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -53,7 +54,7 @@ from typing import TextIO
 from remote import openssh, pullrecord
 from remote.errors import PullError, SshError, UnsafePathError
 from remote.progress import Progress
-from remote.ssh import Connection, ssh_errors
+from remote.ssh import STALL_TIMEOUT_S, Connection, ssh_errors
 from remote.tarsource import ParamikoSource, Source, SshSource, collect
 from remote.tarstream import TarReader
 
@@ -63,6 +64,8 @@ FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
 """Local errors that stop the pull: not about one path, so every other file would fail too."""
 VANISHED = "listed but not sent: deleted or unreadable on the instance meanwhile?"
 SSH_FAILED = 255  # OpenSSH's exit code for its own failures (connect, auth, host key)
+PID_DIR = "/tmp/vast-gpu"  # the watchdog's dir on the instance, wiped at each boot
+KILL_TIMEOUT_S = 10.0
 CHUNK = 1 << 20
 TAIL_LINES = 10
 TAR_DONE = (0, 1, 2)
@@ -108,20 +111,25 @@ class PullResult:
 
 def pull(
     conn: Connection, remote_dir: str = "/work", *, local_dir: Path, via: str = "auto",
-    log: TextIO = sys.stderr, tty: bool | None = None,
+    log: TextIO = sys.stderr, tty: bool | None = None, stall_s: float = STALL_TIMEOUT_S,
 ) -> PullResult:
     """Copy remote_dir's contents into local_dir (created if missing). `via`: "auto" (system
-    ssh, else paramiko), "ssh" or "paramiko"."""
+    ssh, else paramiko), "ssh" or "paramiko". A listing or stream that sends nothing for
+    stall_s is a PullError, and its remote process group is killed."""
     if via not in ("auto", "ssh", "paramiko"):
         raise ValueError(f"via must be 'auto', 'ssh' or 'paramiko', got {via!r}")
-    return _Pull(conn, remote_dir, local_dir, log, tty).run(via)
+    return _Pull(conn, remote_dir, local_dir, log, tty, stall_s).run(via)
 
 
 class _Pull:
     def __init__(
         self, conn: Connection, remote_dir: str, local_dir: Path, log: TextIO, tty: bool | None,
+        stall_s: float,
     ) -> None:
         self.conn = conn
+        self.stall_s = stall_s
+        self.run_id = uuid.uuid4().hex[:12]
+        """Names the pid files the remote tar and find write, so a stalled one can be killed."""
         self.remote_dir = remote_dir
         local_dir.mkdir(parents=True, exist_ok=True)
         self.root = Path(os.path.realpath(local_dir))
@@ -144,6 +152,25 @@ class _Pull:
         self.result.refused.append((path, reason))
         self.warn(f"refusing {path!r}: {reason}")
 
+    def pidfile(self, what: str) -> str:
+        return f"{PID_DIR}/pull-{self.run_id}-{what}.pid"
+
+    def tracked(self, command: str, what: str) -> str:
+        """The command run so that its pid (its process group's: sshd makes each session
+        one) lands in pidfile(what)."""
+        return (f"mkdir -p {PID_DIR} && echo $$ > {self.pidfile(what)} && "
+                f"exec sh -c {shlex.quote(command)}")
+
+    def kill_remote(self, what: str) -> None:
+        """After a stall: kill the remote command's process group; best effort, bounded."""
+        pidfile = self.pidfile(what)
+        try:
+            self.conn.run(f"kill -9 -- -$(cat {pidfile}) 2>/dev/null; rm -f {pidfile}",
+                          check=False, timeout=KILL_TIMEOUT_S)
+        except SshError as exc:
+            self.warn(f"could not stop the remote command ({exc}); the instance's own "
+                      "dead-man switch still ends it")
+
     def error(self, reason: str) -> PullError:
         return PullError(self.conn.target.host, self.conn.target.port, self.remote_dir, reason)
 
@@ -152,7 +179,7 @@ class _Pull:
         early: Source | None = None
         if via == "ssh" or (via == "auto" and shutil.which(openssh.SSH_PROGRAM) is not None):
             self.conn.open()  # pins the host key before the ssh client reads known_hosts
-            early = SshSource(self.conn.target, tar_command(self.remote_dir))
+            early = SshSource(self.conn.target, self.tracked(tar_command(self.remote_dir), "tar"))
         try:
             try:
                 wanted, links = self.plan()
@@ -219,7 +246,14 @@ class _Pull:
         """Files to fetch and links to make; directories are made here, refusals reported."""
         wanted: dict[str, Entry] = {}
         links: list[Entry] = []
-        entries, bad = list_remote(self.conn, self.remote_dir, warn=self.warn)
+        try:
+            entries, bad = list_remote(self.conn, self.remote_dir, warn=self.warn,
+                                       command=self.tracked(list_command(self.remote_dir), "find"),
+                                       stall_s=self.stall_s)
+        except _Stalled:
+            self.kill_remote("find")
+            raise self.error(f"the listing stalled: nothing for {self.stall_s:.0f} s; its "
+                             "remote find was killed") from None
         for record, reason in bad:
             self.refuse(record, reason)
         for entry in entries:
@@ -270,7 +304,8 @@ class _Pull:
             self.result.via = "paramiko"
             rest = {r: e for r, e in wanted.items() if r not in self.sent}
             try:  # the link that broke the ssh client's stream may have broken this one too
-                source = ParamikoSource(self.conn, tar_command(self.remote_dir))
+                command = self.tracked(tar_command(self.remote_dir), "tar")
+                source = ParamikoSource(self.conn, command)
             except SshError as exc:
                 raise self.error(f"the stream could not be restarted ({exc.reason})") from exc
             self.fetch(rest, progress, source, ssh=False)
@@ -282,6 +317,7 @@ class _Pull:
     ) -> None:
         """One tar stream for `wanted`; each member checked, then written into place."""
         source.send(b"".join(os.fsencode("./" + rel) + b"\0" for rel in wanted))
+        source.watch_for_stall(self.stall_s)
         got_any = False
         broken: BaseException | None = None
         try:
@@ -306,6 +342,11 @@ class _Pull:
             source.stop(0)
             raise
         code, err = source.stop() if broken else source.finish()
+        if source.stalled:
+            self.kill_remote("tar")
+            raise self.error(f"the stream stalled: nothing for {self.stall_s:.0f} s, "
+                             f"{len(self.sent)} of {len(wanted)} file(s) fetched; the remote tar "
+                             "was killed")
         if ssh and code == SSH_FAILED and not got_any:
             raise _SshClientFailed(_tail(err))
         if broken is not None or code not in TAR_DONE:
@@ -340,11 +381,12 @@ class _Pull:
 
 def list_remote(
     conn: Connection, remote_dir: str, *, warn: Callable[[str], None] = lambda _t: None,
+    command: str | None = None, stall_s: float | None = None,
 ) -> tuple[list[Entry], list[tuple[str, str]]]:
     """Every path under remote_dir, with type, size, mtime, mode and link target (`cd` first,
     so a remote_dir that is itself a symlink is followed, as tar -C follows it); and the
     records that could not be read (parse_listing)."""
-    code, out, err = _capture(conn, list_command(remote_dir))
+    code, out, err = _capture(conn, command or list_command(remote_dir), stall_s)
     t = conn.target
     if code == 66:
         raise PullError(t.host, t.port, remote_dir, "no such directory on the instance")
@@ -583,17 +625,31 @@ def _temp_name(dest: Path, suffix: str) -> Path:
     return dest.with_name(f".{dest.name[:80]}.{os.getpid()}.{suffix}")
 
 
-def _capture(conn: Connection, command: str) -> tuple[int, bytes, bytes]:
-    """Run a command for its raw bytes (file names need not be UTF-8)."""
+class _Stalled(Exception):
+    """A remote command sent nothing for its stall timeout."""
+
+
+def _capture(conn: Connection, command: str,
+             stall_s: float | None = None) -> tuple[int, bytes, bytes]:
+    """Run a command for its raw bytes (file names need not be UTF-8); _Stalled when stdout
+    is silent for stall_s."""
     t = conn.target
     with ssh_errors(t.host, t.port):
         channel = conn.open_channel(command)
+        channel.settimeout(stall_s)
         channel.shutdown_write()
         err = bytearray()
         reader = threading.Thread(target=collect, args=(channel.recv_stderr, err), daemon=True)
         reader.start()
         out = bytearray()
-        while chunk := channel.recv(CHUNK):
+        while True:
+            try:
+                chunk = channel.recv(CHUNK)
+            except TimeoutError:
+                channel.close()
+                raise _Stalled from None
+            if not chunk:
+                break
             out.extend(chunk)
         reader.join()
         code = channel.recv_exit_status()

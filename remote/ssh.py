@@ -23,6 +23,8 @@ DEFAULT_USER = "root"  # vast.ai's user
 PROBE_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 15.0
 CONNECT_DEADLINE_S = 60.0
+STALL_TIMEOUT_S = 120.0
+"""A remote stream that sends nothing for this long has stalled (sync, pull, listing)."""
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 5.0
 KEEPALIVE_S = 15

@@ -15,7 +15,9 @@ lists it, the listing still shows it (find never descends through a symlink, so 
 through one is deleted), and it is gone locally: what a job wrote into DEST survives, and
 nothing outside DEST is touched. The new manifest is the first tar member, written before any
 file, so an upload that breaks off leaves it listing every file that may have been sent.
-Partial files cannot pass for complete: tar sets a file's mtime only once its data is written,
+After the upload one more session checks that every file sent is there (an extract that
+exits 0 without reading its input must not pass for success). Partial files cannot pass for
+complete: tar sets a file's mtime only once its data is written,
 and rsync writes into a temporary file and renames it (a killed rsync may leave such a
 ``.name.XXXXXX`` file behind; it is not in the manifest, so it is left alone).
 
@@ -50,14 +52,13 @@ import paramiko
 from remote.errors import SshError, SyncError, SyncSourceError
 from remote.openssh import rsync_rsh, ssh_argv
 from remote.progress import Progress
-from remote.ssh import Connection, Target, ssh_errors
+from remote.ssh import STALL_TIMEOUT_S, Connection, Target, ssh_errors
 
 IGNORE_FILE = ".vastignore"
 MANIFEST = ".vast-gpu-sync"
 MANIFEST_HEADER = "vast-gpu-sync manifest 1"
 LISTING_END = b"\0\0vast-gpu-sync listing end\0"
 METHODS = ("auto", "tar", "tar-ssh", "tar-paramiko", "rsync")
-STALL_TIMEOUT_S = 120.0
 TAR_BUFFER = 256 * 1024
 SEND_SLICE = 256 * 1024
 ERROR_TAIL_LINES = 10
@@ -326,8 +327,13 @@ def _state_command(dest: str) -> str:
         f"find . -mindepth 1 \\( -type f -o -type l \\) {skip} "
         "-printf '%y %s %T@ %m %P\\0%l\\0' 2>/dev/null; "
         f"printf '\\0'; cat {MANIFEST} 2>/dev/null; printf '{end}'; "
-        "command -v tar >/dev/null 2>&1 && exec tar -xpf -; cat >/dev/null"
+        f"command -v tar >/dev/null 2>&1 && exec {extract_command()}; cat >/dev/null"
     )
+
+
+def extract_command() -> str:
+    """What unpacks the upload on the instance, in DEST."""
+    return "tar -xpf -"
 
 
 def parse_state(raw: bytes) -> RemoteState:
@@ -478,6 +484,8 @@ def sync(conn: Connection, src: Path, dest: str, *, method: str = "auto", progre
         finally:
             if shown is not None:
                 shown.finish()
+        if plan.send:
+            _check_arrived(conn, dest, plan.send, doing)
     finally:
         if session is not None:
             session.abandon()
@@ -587,6 +595,37 @@ def _remote_step(conn: Connection, doing: str, command: str, stdin: bytes | None
         session.abandon()
 
 
+def _check_arrived(conn: Connection, dest: str, files: list[LocalFile], doing: str) -> None:
+    """Every file sent is there, as a file or link: an extract that exits 0 without reading
+    its input (a broken or stand-in tar) must not pass for a sync. One more session."""
+    finder = "exec find \"$@\" -maxdepth 0 -printf '%y %p\\0' 2>/dev/null"
+    command = f"cd -- {shlex.quote(dest)} && xargs -0 sh -c {shlex.quote(finder)} sh; true"
+    names = b"".join(b"./" + f.path.encode(FS_ENCODING, FS_ERRORS) + b"\0" for f in files)
+    session = _TarSession(conn, command, f"checking what arrived in {dest}")
+    try:
+        session.send(names)
+        with session._errors():
+            session.channel.shutdown_write()
+            out = bytearray()
+            while chunk := session.channel.recv(1 << 20):
+                out.extend(chunk)
+    finally:
+        session.abandon()
+    seen = {}
+    for record in out.decode(FS_ENCODING, FS_ERRORS).split("\0"):
+        kind, _, name = record.partition(" ")
+        seen[name.removeprefix("./")] = kind
+    missing = [f.path for f in files if seen.get(f.path) != ("l" if f.link is not None else "f")]
+    if missing:
+        t = conn.target
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5
+                                          else "")
+        raise SyncError(t.host, t.port, doing,
+                        f"{len(files)} files sent, {len(files) - len(missing)} arrived "
+                        f"(missing: {shown}); the instance's `{extract_command()}` did not "
+                        "unpack them")
+
+
 def _read_stderr(channel: paramiko.Channel, into: bytearray) -> None:
     while chunk := channel.recv_stderr(65536):
         into.extend(chunk)
@@ -608,7 +647,8 @@ def _delete(conn: Connection, dest: str, paths: list[str]) -> None:
 
 
 def _tar_command(dest: str) -> str:
-    return f"mkdir -p -- {shlex.quote(dest)} && tar -xpf - -C {shlex.quote(dest)}"
+    d = shlex.quote(dest)
+    return f"mkdir -p -- {d} && cd -- {d} && {extract_command()}"
 
 
 def write_tar(out: IO[bytes], src: Path, files: list[LocalFile], progress: Progress | None,

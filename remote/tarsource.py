@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from typing import BinaryIO
 
@@ -18,6 +19,50 @@ CHUNK = 1 << 20
 STOP_WAIT_S = 2.0
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 PIPE_BYTES = 1 << 20
+class StallWatch:
+    """Calls on_stall once when touch() has not been called for stall_s: a stream that stops
+    mid-way (a remote tar stopped, a link gone quiet) must not hold a pull, and the instance
+    billing, forever."""
+
+    def __init__(self, stall_s: float, on_stall: Callable[[], object]) -> None:
+        self.stall_s = stall_s
+        self.stalled = False
+        self._on_stall = on_stall
+        self._last = time.monotonic()
+        self._done = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def touch(self) -> None:
+        self._last = time.monotonic()
+
+    def close(self) -> None:
+        self._done.set()
+
+    def _run(self) -> None:
+        while not self._done.wait(min(1.0, self.stall_s / 4)):
+            if time.monotonic() - self._last > self.stall_s:
+                self.stalled = True
+                self._on_stall()
+                return
+
+
+class _Watched:
+    """A source's stdout whose every read counts as a sign of life for its StallWatch."""
+
+    def __init__(self, stream: BinaryIO, watch: StallWatch) -> None:
+        self._stream, self._watch = stream, watch
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        self._watch.touch()
+        return data
+
+    def readinto(self, buffer: memoryview) -> int:
+        n = self._stream.readinto(buffer)  # type: ignore[attr-defined]
+        self._watch.touch()
+        return n or 0
+
+
 class Source:
     """A `tar -c` on the instance that reads its names on stdin: started first (its login can
     overlap the listing), send() the names, read .stdout, then finish() or stop()."""
@@ -29,6 +74,17 @@ class Source:
         self._threads = [threading.Thread(target=collect, args=(read_stderr, self._err),
                                           daemon=True)]
         self._threads[0].start()
+
+    watch: StallWatch | None = None
+
+    def watch_for_stall(self, stall_s: float) -> None:
+        """From now on, stall_s without a byte aborts the stream (reads then end early)."""
+        self.watch = StallWatch(stall_s, self._abort)
+        self.stdout = _Watched(self.stdout, self.watch)  # type: ignore[assignment]
+
+    @property
+    def stalled(self) -> bool:
+        return self.watch is not None and self.watch.stalled
 
     def send(self, names: bytes) -> None:
         """Feed the names from a thread: tar writes while it still reads them."""
@@ -52,8 +108,13 @@ class Source:
         return code, self._err.decode(errors="replace")
 
     def _join(self, timeout: float | None) -> None:
+        if self.watch is not None:
+            self.watch.close()
         for thread in self._threads:
             thread.join(timeout)
+
+    def _abort(self) -> None:
+        raise NotImplementedError
 
     def _write(self, data: bytes) -> None:
         raise NotImplementedError
@@ -80,6 +141,9 @@ class SshSource(Source):
 
     def _write(self, data: bytes) -> None:
         self._stdin.write(data)
+
+    def _abort(self) -> None:
+        self.proc.kill()
 
     def _close_stdin(self) -> None:
         self._stdin.close()
@@ -109,6 +173,9 @@ class ParamikoSource(Source):
 
     def _close_stdin(self) -> None:
         self.channel.shutdown_write()
+
+    def _abort(self) -> None:
+        self.channel.close()
 
     def _wait(self, timeout: float | None) -> int:
         ended = self.channel.status_event.wait(timeout)

@@ -29,6 +29,7 @@ bootstrap=$(command -v go || true)
 if [ -z "$bootstrap" ]; then
   log "no Go found: installing Debian's golang-go to fetch Go $GO_VERSION"
   command -v apt-get >/dev/null || { log "no apt-get: install Go >= $MIN_GO by hand and rerun" ; exit 1; }
+  [ "$EUID" -eq 0 ] || { log "not root: run sudo apt-get install -y golang-go (or install Go >= $MIN_GO), then make setup"; exit 1; }
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go; } >&2
   bootstrap=$(command -v go)
 fi

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from remote.batch import parse_tasks
 from tools.pulumi_env import ROOT
@@ -45,12 +45,13 @@ def demo_key() -> Path:
     return DEMO_KEY
 
 
-def run_demo(out: TextIO = sys.stdout) -> None:
+def run_demo(out: TextIO = sys.stdout, *, faults: list[dict[str, Any]] | None = None) -> None:
+    """``faults``: vastsim's, to see how a failed boot reads."""
     started = time.monotonic()
     key = demo_key()
     shutil.rmtree(STATE_DIR, ignore_errors=True)
     job = "demo-" + time.strftime("%Y%m%d_%H%M%S")
-    with VastSim(STATE_DIR, boot_seconds=BOOT_SECONDS) as sim:
+    with VastSim(STATE_DIR, boot_seconds=BOOT_SECONDS, faults=faults) as sim:
         print(f"demo: vastsim up at {sim.url} (log {sim.log_path})", file=out)
         os.environ["VAST_URL"] = sim.url
         os.environ["VAST_API_KEY"] = sim.api_key
@@ -63,6 +64,12 @@ def run_demo(out: TextIO = sys.stdout) -> None:
             deploy(opts, out=out)
         except TasksFailed as exc:
             print(f"demo: {exc}, as planned (`fail` fails on purpose)", file=out)
+        except WorkflowError as exc:
+            raise WorkflowError(
+                f"the demo failed: {exc}\n"
+                f"demo: vastsim's instance boots in about {BOOT_SECONDS + 1:.0f} s (readyTimeout "
+                f"{SETTINGS['readyTimeout']} s, maxAttempts {SETTINGS['maxAttempts']}); the "
+                f"cause is in the lines above and in vastsim's log {sim.log_path}") from exc
         print(f"demo: results in {opts.results_dir.relative_to(PROJECT_DIR)}:", file=out)
         for path in sorted(p for p in opts.results_dir.rglob("*") if p.is_file()):
             print(f"  {path.relative_to(opts.results_dir)}  ({path.stat().st_size} bytes)",

@@ -80,6 +80,7 @@ SAME = [
     "verification=verified", "pci_gen>=4", "id=12345",
     # list items stay strings in the CLI: true/false/None become JSON only as a single value
     "verified in [true,false]", "static_ip notin [None]",
+    "static_ip in [true,false]",  # list items stay strings (found by the referee)
 ]
 
 # Queries both parsers refuse (the CLI with a ValueError, ours with a QueryError).

@@ -303,3 +303,16 @@ def test_a_task_line_at_the_limit_still_runs(target: Target, tmp_path: Path) -> 
         upload_run_direct(conn)
         batch = run_batch(conn, [task], logs_dir=tmp_path / "logs", out=out)
     assert batch.ok and f"arg=[{word}]" in out.text()
+
+
+BINARY = b"text\r\nwith crlf\rcr only\x00nul\xff\xfe high bytes\n\x1b[1mansi\x1b[0m no newline"
+
+
+@pytest.mark.sshd
+def test_binary_output_reaches_the_log_byte_for_byte(target: Target, tmp_path: Path) -> None:
+    with Connection(target) as conn:
+        upload_run_direct(conn, "#!/bin/sh\nexec cat /app/blob\n")
+        conn.run("cat > /app/blob", stdin=BINARY)
+        batch = run_batch(conn, [Task("blob", 1)], logs_dir=tmp_path / "logs", out=StampedWriter())
+    assert batch.ok
+    assert (tmp_path / "logs" / "01-blob.log").read_bytes() == BINARY

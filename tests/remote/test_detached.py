@@ -17,7 +17,7 @@ import pytest
 
 from remote import supervisor
 from remote.batch import Task, parse_tasks
-from remote.detached import attach
+from remote.detached import SILENCE_S, attach
 from remote.errors import AttachLost, BatchRunning, TasksChanged
 from remote.ssh import Connection, Target
 from remote.supervisor import plan_resume, start_batch
@@ -100,9 +100,13 @@ def test_a_detached_batch_finishes_with_the_local_side_gone(
         assert "j1" not in conn.run("ls /work").stdout  # never where a pull would look
 
 
-def cut_when(out: StampedWriter, needle: str, cut) -> threading.Thread:
+def cut_when(out: StampedWriter, needle: str, cut, at: list[float] | None = None
+             ) -> threading.Thread:
+    """A thread that cuts once `needle` was shown; the time of the cut goes to `at`."""
     def run() -> None:
         assert out.wait_for(needle, timeout=30), out.text()
+        if at is not None:
+            at.append(time.monotonic())
         cut()
 
     thread = threading.Thread(target=run, daemon=True)
@@ -110,25 +114,32 @@ def cut_when(out: StampedWriter, needle: str, cut) -> threading.Thread:
     return thread
 
 
-def kill_session(target: Target) -> None:
-    """SIGKILL the sshd process that serves the follow stream: the link dies on the far side."""
+def signal_session(target: Target, sig: str) -> None:
+    """Signal the sshd process that serves the follow stream: KILL ends the link on the far
+    side; STOP leaves it open and silent, as a dead network path does."""
     with Connection(target) as other:
         other.run("for p in $(pgrep -f '[v]ast-gpu follow'); do "
-                  "kill -9 $(ps -o ppid= -p $p); done")
+                  f"kill -{sig} $(ps -o ppid= -p $p); done")
 
 
-@pytest.mark.parametrize("how", ["close the transport", "kill the sshd session"])
+CUTS = {
+    "close the transport": lambda conn, target: conn.client.get_transport().close(),
+    "kill the sshd session": lambda conn, target: signal_session(target, "KILL"),
+    "freeze the sshd session": lambda conn, target: signal_session(target, "STOP"),
+}
+
+
+@pytest.mark.parametrize("how", list(CUTS))
 @pytest.mark.sshd
 def test_a_cut_stream_resumes_exactly_once(target: Target, tmp_path: Path, how: str) -> None:
     tasks = [Task("count 30 0.1", 1), Task("plain after", 2)]
     out = StampedWriter()
+    cut_at: list[float] = []
     with Connection(target) as conn:
         upload_run_direct(conn, COUNTING)
         start_batch(conn, "cut", tasks, app_dir="/app", logs_dir=tmp_path / "logs",
                     detached=False)
-        cut = (lambda: conn.client.get_transport().close()) if how.startswith("close") else (
-            lambda: kill_session(target))
-        cutter = cut_when(out, "line 8\n", cut)
+        cutter = cut_when(out, "line 8\n", lambda: CUTS[how](conn, target), cut_at)
         batch = attach(conn, "cut", tmp_path / "logs", out=out)
         cutter.join()
         assert batch.ok
@@ -140,9 +151,33 @@ def test_a_cut_stream_resumes_exactly_once(target: Target, tmp_path: Path, how: 
     shown = re.findall(r"^\[1/2 count\] (line \d+)$", text, re.M)
     assert shown == [f"line {i}" for i in range(1, 31)]  # each once, in order
     [took] = re.findall(r"reconnected after ([\d.]+) s", text)
-    print(f"{how}: reconnected after {took} s")
+    resumed = out.first("reconnected after") - cut_at[0]
+    print(f"\n{how}: cut to stream resumed {resumed:.2f} s (reconnect itself {took} s)")
     assert float(took) < 5
+    assert resumed < (SILENCE_S + 5 if how.startswith("freeze") else 5)
     assert "[2/2 plain] ran plain after" in text
+
+
+@pytest.mark.sshd
+def test_an_attached_batch_keeps_its_lease_across_a_reconnect(
+    watched, vastsim: VastSim, tmp_path: Path  # noqa: F811 - the fixture imported above
+) -> None:
+    """leaseTimeout 3 s, a 6 s task, the connection cut at 1 s: the renewals go on over the
+    new connection, so nothing fires."""
+    instance_id, target = watched(0, 0, 3)
+    out = StampedWriter()
+    with Connection(target) as conn:
+        upload_run_direct(conn, COUNTING)
+        start_batch(conn, "leased", [Task("count 60 0.1", 1)], app_dir="/app",
+                    logs_dir=tmp_path / "logs", detached=False)
+        cutter = cut_when(out, "line 10\n", lambda: conn.client.get_transport().close())
+        batch = attach(conn, "leased", tmp_path / "logs", out=out)
+        cutter.join()
+        assert batch.ok and "reconnected after" in out.text()
+        assert "for up to 2 s" in out.text()  # the deadline: half the lease
+    time.sleep(1)
+    assert instance_id in vastsim.billing_now()
+    assert "firing" not in watchdog_log(instance_id)
 
 
 @pytest.mark.sshd
@@ -178,7 +213,7 @@ DRIVER = """
 import sys
 from pathlib import Path
 from remote.batch import Task
-from remote.detached import attach
+from remote.detached import SILENCE_S, attach
 from remote.supervisor import start_batch
 from remote.ssh import Connection, Target
 host, port, key, known, logs, mode = sys.argv[1:]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -445,3 +446,42 @@ def test_a_local_file_the_pull_did_not_write_is_kept_as_a_copy_never_overwritten
     assert (local / "a.txt.local").read_text() == "edited here\n"
     assert (local / "a.txt").read_text() == (local / "b.txt").read_text() == "two\n"
     assert (local / "mine.txt.local").read_text() == "written here first\n"
+
+
+@pytest.mark.sshd
+@pytest.mark.parametrize("via", ["ssh", "paramiko"])
+def test_a_stream_that_stalls_is_an_error_and_leaves_no_remote_process(
+    target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, via: str
+) -> None:
+    """A remote tar that stops mid-stream must not hold the pull (and the instance billing)
+    forever: after the stall timeout it is a PullError, the remote group is killed, and a
+    rerun fetches everything."""
+    real = remote.pull.tar_command
+    monkeypatch.setattr(remote.pull, "tar_command",
+                        lambda d: real(d) + " | { head -c 150000; sleep 1000; }")
+    local = tmp_path / "dest"
+    with Connection(target) as conn:
+        conn.run("head -c 400000 /dev/urandom > /work/big.bin")
+        start = time.monotonic()
+        with pytest.raises(PullError) as err:
+            pull(conn, local_dir=local, log=io.StringIO(), via=via, stall_s=2)
+        took = time.monotonic() - start
+        assert "stalled: nothing for 2 s" in str(err.value) and "rerun" in str(err.value)
+        assert took < 20, took
+        left = conn.run("pgrep -f '[s]leep 1000' || true").stdout.strip()
+        assert left == "", left
+        monkeypatch.setattr(remote.pull, "tar_command", real)
+        pull(conn, local_dir=local, log=io.StringIO(), via=via, stall_s=2)
+        assert local_sha(local / "big.bin") == remote_sha(conn, "big.bin")
+
+
+@pytest.mark.sshd
+def test_a_listing_that_hangs_is_an_error_and_leaves_no_remote_process(
+    target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(remote.pull, "list_command", lambda _d: "sleep 1001")
+    with Connection(target) as conn:
+        with pytest.raises(PullError) as err:
+            pull(conn, local_dir=tmp_path / "dest", log=io.StringIO(), stall_s=2)
+        assert "the listing stalled: nothing for 2 s" in str(err.value)
+        assert conn.run("pgrep -f '[s]leep 1001' || true").stdout.strip() == ""

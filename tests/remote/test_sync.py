@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import remote.sync
 from providers.api import VastClient
 from remote.errors import SyncError
 from remote.progress import Progress
@@ -417,3 +418,21 @@ def test_both_names_of_a_hard_linked_file_are_synced(target: Target, tmp_path: P
             dest = f"/app/{method}"
             assert sync(conn, src, dest, method=method, progress=False).files_sent == 2
             assert conn.run(f"cat {dest}/d/a {dest}/b").stdout == "sharedshared"
+
+
+@pytest.mark.sshd
+@pytest.mark.parametrize("method", ["tar-paramiko", "tar-ssh"])
+def test_an_extract_that_exits_0_without_reading_is_not_a_success(
+    target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    src = tmp_path / "src"
+    for i in range(3):
+        write(src, f"f{i}.txt", "data" * i)
+    (src / "link").symlink_to("f1.txt")
+    monkeypatch.setattr(remote.sync, "extract_command", lambda: "true")  # reads nothing
+    with Connection(target) as conn:
+        with pytest.raises(SyncError) as err:
+            sync(conn, src, "/app/x", method=method, progress=False)
+        assert "4 files sent, 0 arrived" in str(err.value) and "f0.txt" in str(err.value)
+        monkeypatch.undo()
+        assert sync(conn, src, "/app/x", method=method, progress=False).files_sent == 4

@@ -143,6 +143,9 @@ def test_operators(text: str, expected: dict[str, object]) -> None:
         ("datacenter=false", {"datacenter": {"eq": False}}),
         ("datacenter=False", {"datacenter": {"eq": False}}),
         ("cluster_id=None", {"cluster_id": {"eq": None}}),
+        # ...but list items stay strings, as the CLI sends them (tests/conformance)
+        ("static_ip in [true,False]", {"static_ip": {"in": ["true", "False"]}}),
+        ("cluster_id notin [None,null]", {"cluster_id": {"notin": ["None", "null"]}}),
         ("cluster_id=null", {"cluster_id": {"eq": None}}),
         ("static_ip=TRUE", {"static_ip": {"eq": "TRUE"}}),  # only the CLI's two spellings
         # several ops on one field merge; the same op again wins

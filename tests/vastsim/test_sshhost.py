@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -122,6 +124,26 @@ def test_two_hosts_see_their_own_app_and_work(make_host, key) -> None:
     assert not host_mounts_of(a.root / "app")  # the binds live in the namespace only
     assert any(str(a.root / "app") in line
                for line in Path(f"/proc/{a.pid}/mountinfo").read_text().splitlines())
+
+
+@needs_root
+@pytest.mark.parametrize("under", ["/work", "/app"])
+def test_a_root_under_work_or_app_still_boots(key, under) -> None:
+    """A checkout in /work (or /app): binding /work must not hide the instance's own tmp."""
+    Path(under).mkdir(exist_ok=True)  # a mount point vastsim makes itself when missing
+    parent = Path(tempfile.mkdtemp(prefix="vastsim-test-", dir=under))
+    host = SshHost(4243, parent / "i", ENV, SshHost.free_port(), isolate=True)
+    try:
+        host.set_authorized_keys([key[1]])
+        host.boot(None)
+        with connect(host, key[0]) as client:
+            assert run(client, "echo t > /tmp/t && echo w > /work/w && echo a > /app/a "
+                               "&& cat /tmp/t /work/w /app/a") == (0, "t\nw\na\n")
+        assert [(host.root / d / f).read_text() for d, f in
+                (("tmp", "t"), ("work", "w"), ("app", "a"))] == ["t\n", "w\n", "a\n"]
+    finally:
+        host.kill()
+        shutil.rmtree(parent)
 
 
 @needs_root
