@@ -33,10 +33,16 @@ CliRun = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture
 def vastai(referee: Path, vastsim: VastSim, tmp_path: Path) -> Iterator[CliRun]:
-    """`vastai ARGS...` against vastsim; its config (and any key file) stays in tmp_path."""
+    """`vastai ARGS...` against vastsim; its config (and any key file) stays in tmp_path.
+
+    ``--url`` is not enough: on every run the CLI asks ``VAST_URL`` (else console.vast.ai) for
+    its GPU names, and vast.ai for a newer version, so both are pointed away from the internet.
+    Its cache (the GPU names, ``ssh-url``'s last answer) lives in tmp_path too.
+    """
     env = {**os.environ, "HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
-           "NO_COLOR": "1", "COLUMNS": "200",
-           "VAST_URL": vastsim.url}  # the CLI loads its GPU names from $VAST_URL, not --url
+           "XDG_CACHE_HOME": str(tmp_path / "cache"), "XDG_STATE_HOME": str(tmp_path / "state"),
+           "XDG_DATA_HOME": str(tmp_path / "data"), "VAST_URL": vastsim.url,
+           "VASTAI_NO_UPDATE_CHECK": "1", "NO_COLOR": "1", "COLUMNS": "200"}
     env.pop("VAST_API_KEY", None)
 
     def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -339,3 +339,14 @@ def test_build_search_rejects_bad_settings(kwargs: dict[str, object], key: str) 
         build_search("", "dph+", **kwargs)  # type: ignore[arg-type]
     assert info.value.key == key
     assert key in str(info.value)
+
+
+def test_list_items_stay_strings_as_the_cli_sends_them() -> None:
+    """The CLI maps true/false/None only for a single value; a list's items stay strings."""
+    assert parse_query("verified in [true,false]", defaults=False) == {
+        "verified": {"in": ["true", "false"]}
+    }
+    assert parse_query("static_ip notin [None,null]", defaults=False) == {
+        "static_ip": {"notin": ["None", "null"]}
+    }
+    assert parse_query("verified=true", defaults=False) == {"verified": {"eq": True}}
