@@ -21,7 +21,12 @@ from remote.detached import SILENCE_S, attach
 from remote.errors import AttachLost, BatchRunning, TasksChanged
 from remote.ssh import Connection, Target
 from remote.supervisor import plan_resume, start_batch
-from tests.remote.test_batch import RUN_DIRECT, StampedWriter, upload_run_direct
+from tests.remote.test_batch import (
+    RUN_DIRECT,
+    StampedWriter,
+    remote_processes,
+    upload_run_direct,
+)
 from tests.remote.test_watchdog import RUN_DIRECT as WATCHDOG_RUN_DIRECT
 from tests.remote.test_watchdog import (  # noqa: F401 - watched is a fixture
     SLACK_S,
@@ -57,11 +62,6 @@ def wait_state(conn: Connection, job: str, status: str, within: float) -> superv
             return state
         time.sleep(0.2)
     raise AssertionError(f"batch {job} not {status} within {within} s: {state}")
-
-
-def remote_processes(target: Target) -> str:
-    with Connection(target) as conn:
-        return conn.run("ps -e -o pid,args").stdout
 
 
 @pytest.mark.sshd
