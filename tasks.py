@@ -242,8 +242,8 @@ def pull(c: Context, stack: str | None = None, job: str | None = None,
             "tail": "how many of the last lines (default 200)"})
 def logs(c: Context, stack: str | None = None, instance: str | None = None,
          tail: int = 200) -> None:
-    """The instance's own log as vast.ai keeps it (onstart and container output, what
-    `vastai logs` shows): where to look when a boot or the dead-man switch misbehaves."""
+    """The instance's log as vast.ai keeps it: onstart and container output (`vastai logs`).
+    Where to look when a boot or the dead-man switch misbehaves."""
     with _errors():
         s = _stack(stack, instance)
         inst = _outputs(s).pick(instance)
