@@ -39,7 +39,6 @@ from workflow.jobs import check_job, default_job, job_for_pull
 from workflow.outputs import instance_id_of, parse_outputs
 from workflow.paths import pulled_dir
 from workflow.pulumi import Stack, selected_stack_or_none
-from workflow.runs import run_job
 from workflow.search import offer_table, selection_for, summary
 from workflow.settings import stack_settings
 from workflow.source import source_for
@@ -189,10 +188,11 @@ def sync(c: Context, stack: str | None = None, src: str | None = None,
             "detach": "start the batch under the instance's supervisor and return; it holds "
                       "the instance alive while it runs (`inv attach` follows it)",
             "resume": "rerun only the tasks of --job's batch that did not end with exit 0 "
-                      "(the same task list)"})
+                      "(the same task list)",
+            "pull_each": "pull workDir into the job's folder as each task ends"})
 def run(c: Context, stack: str | None = None, tasks: str | None = None, job: str | None = None,
         ssh_key: str | None = None, instance: str | None = None, detach: bool = False,
-        resume: bool = False) -> None:
+        resume: bool = False, pull_each: bool = False) -> None:
     """Run each task as ./run-direct <line> in appDir (or `inv run -- LINE`); logs, summary.
     The job is remembered: `inv pull` without --job brings its results to the same folder."""
     with _errors():
@@ -200,11 +200,8 @@ def run(c: Context, stack: str | None = None, tasks: str | None = None, job: str
         if job:
             check_job(job)
         s, inst = _stack(stack, instance), instance_id_of(instance)
-        if detach or resume:
-            start_job(s, batch, job=job, instance=inst, ssh_key=ssh_key, detach=detach,
-                      resume=resume)
-        else:
-            run_job(s, batch, job=job, instance=inst, ssh_key=ssh_key)
+        start_job(s, batch, job=job, instance=inst, ssh_key=ssh_key, detach=detach,
+                  resume=resume, pull_each=pull_each)
 
 
 @task(help={"stack": STACK_HELP, "job": "the job to follow (default: the stack's latest)",
@@ -287,6 +284,11 @@ def shell(c: Context, stack: str | None = None, ssh_key: str | None = None,
     "hours": "expected hours, for the cost estimate and --max-cost (stack key expectedHours)",
     "max_cost": "refuse to rent when the estimate exceeds these dollars (stack key maxCost)",
     "pull_gb": "expected GB to pull home, for the estimate (stack key expectedPullGB)",
+    "pull_each": "pull workDir after every task, so a lost instance loses only the running "
+                 "task's output (on; --no-pull-each: only at the end)",
+    "on_lost": "when the instance is outbid or lost: resume (a new instance runs the "
+               "unfinished tasks; default for a bid) or stop (default on-demand)",
+    "max_lost": "instances a job may lose before it stops (2)",
 })
 def deploy(
     c: Context, tasks: str | None = None, job: str | None = None, base: str | None = None,
@@ -294,7 +296,8 @@ def deploy(
     src: str | None = None, keep: bool = False, shell: bool = False, no_sync: bool = False,
     no_pull: bool = False, ssh_key: str | None = None, dry_run: bool = False,
     verbose: bool = False, hours: str | None = None, max_cost: str | None = None,
-    pull_gb: str | None = None,
+    pull_gb: str | None = None, pull_each: bool = True, on_lost: str | None = None,
+    max_lost: int = 2,
 ) -> None:
     """The whole job in one command: own stack, up, sync, run, pull, destroy (also on Ctrl-C)."""
     with _errors():
@@ -304,7 +307,8 @@ def deploy(
             flags={"image": image, "disk": disk, "query": query, "expectedHours": hours,
                    "maxCost": max_cost, "expectedPullGB": pull_gb},
             keep=keep, shell=shell, no_sync=no_sync, no_pull=no_pull, ssh_key=ssh_key,
-            dry_run=dry_run, verbose=verbose))
+            dry_run=dry_run, verbose=verbose, pull_each=pull_each, on_lost=on_lost,
+            max_lost=max_lost))
 
 
 def _deploy_options(batch: list, *, job: str | None, base: str | None, src: str | None,

@@ -13,8 +13,12 @@ A cut stream (channel closed, transport dead, or silent past SILENCE_S) is recon
 a deadline; the stream resumes where the local logs end and says "reconnected after N s". Past
 the deadline AttachLost says the batch still runs and how to reattach. Attached batches hold the
 watchdog's lease meanwhile and the deadline is under half of it, so a reconnect that works comes
-before the lease could lapse. Ctrl-C stops the remote tasks (supervisor.stop), fetches what they
-wrote last, prints the summary and re-raises; with stop_on_interrupt=False it only detaches.
+before the lease could lapse. Where the caller can ask vast.ai (`probe`), each cut and each
+failed reconnect asks it first: an instance that is outbid, stopped or gone will not answer
+again, so InstanceLost comes at once instead of after the deadline. `on_task_end` is called (on
+this thread) as each task ends: how results come home as the batch goes (remote/pulleach.py).
+Ctrl-C stops the remote tasks (supervisor.stop), fetches what they wrote last, prints the
+summary and re-raises; with stop_on_interrupt=False it only detaches.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import json
 import select
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +40,7 @@ from remote.errors import (
     AuthRefused,
     BatchError,
     HostKeyChanged,
+    InstanceLost,
     NoSuchBatch,
     SshError,
 )
@@ -49,6 +54,11 @@ SILENCE_S = 15.0
 """No frame for this long (FOLLOW's heartbeat comes every 5 s): the link is dead."""
 RECONNECT_S = 120.0
 """How long a cut stream tries to reconnect, unless half the lease is shorter."""
+PROBE_EVERY_S = 10.0
+"""With a probe: the longest reconnect try between two questions to the API."""
+
+Probe = Callable[[], "str | None"]
+"""Why the instance will not come back, in vast.ai's words, or None while it may."""
 DRAIN_S = 15.0
 """After Ctrl-C stopped the tasks: how long to wait for their last bytes."""
 
@@ -119,6 +129,8 @@ class Follower:
     """The lease the local side holds while it follows (attached batches), for AttachLost."""
     index: int = 1
     """The first task whose end this stream has not seen yet."""
+    probe: Probe | None = None
+    on_task_end: Callable[[TaskRecord], None] | None = None
     records: dict[int, TaskRecord] = field(default_factory=dict)
     reconnects: list[float] = field(default_factory=list)
     """Seconds each reconnect took."""
@@ -213,24 +225,40 @@ class Follower:
 
     def _reconnect(self, reason: str) -> None:
         began = time.monotonic()
+        end = began + self.deadline_s
+        self._check_lost()
         self.out.write(f"\nconnection lost ({reason}); reconnecting, for up to "
                        f"{self.deadline_s:.0f} s\n")
         self.out.flush()
-        try:
-            self.conn.reopen(self.deadline_s)
-        except (HostKeyChanged, AuthRefused):
-            raise
-        except SshError as exc:
-            waited = time.monotonic() - began
-            t = self.conn.target
-            raise AttachLost(t.host, t.port, self.job, waited, f"{reason}; then {exc.reason}",
-                             self._after_lost(waited)) from exc
+        while True:
+            left = end - time.monotonic()
+            try:
+                self.conn.reopen(min(left, PROBE_EVERY_S) if self.probe else left)
+                break
+            except (HostKeyChanged, AuthRefused):
+                raise
+            except SshError as exc:
+                waited = time.monotonic() - began
+                if waited >= self.deadline_s:
+                    t = self.conn.target
+                    raise AttachLost(t.host, t.port, self.job, waited,
+                                     f"{reason}; then {exc.reason}",
+                                     self._after_lost(waited)) from exc
+                self._check_lost()
         took = time.monotonic() - began
         self.reconnects.append(took)
         path = self.paths[self.index - 1] if self.index <= len(self.paths) else None
         where = (f"task {self.index}, byte {self._size(path)}" if path else "the end")
         self.out.write(f"reconnected after {took:.1f} s; the stream resumes at {where}\n")
         self.out.flush()
+
+    def _check_lost(self) -> None:
+        """InstanceLost when the API says the instance will not come back."""
+        state = self.probe() if self.probe is not None else None
+        if state is not None:
+            t = self.conn.target
+            raise InstanceLost(t.host, t.port, self.job, state, self.index, len(self.tasks),
+                               [self.records[i] for i in sorted(self.records)])
 
     def _after_lost(self, waited: float) -> str:
         if self.lease_s:
@@ -277,6 +305,8 @@ class Follower:
                            f"{rec.exit_code}): {task.line}\n  log: {self.paths[rec.index - 1]}\n")
             self.out.flush()
         self.write_summary()
+        if self.on_task_end is not None:
+            self.on_task_end(rec)
 
     @staticmethod
     def _size(path: Path | None) -> int:
@@ -335,7 +365,8 @@ def _minded(conn: Connection, state: BatchState, out: TextIO) -> Iterator[int | 
 def attach(
     conn: Connection, job: str, logs_dir: Path, *, out: TextIO = sys.stdout,
     stop_on_interrupt: bool | None = None, deadline_s: float = RECONNECT_S,
-    tasks: Sequence[Task] | None = None,
+    tasks: Sequence[Task] | None = None, probe: Probe | None = None,
+    on_task_end: Callable[[TaskRecord], None] | None = None,
 ) -> BatchResult:
     """Stream the batch from where the local logs end to its end; the summary table after.
     Ctrl-C stops the remote tasks of an attached batch and leaves a detached one running
@@ -346,7 +377,8 @@ def attach(
         stop_on_interrupt = state.mode == "attached"
     with _minded(conn, state, out) if state.running else nullcontext() as lease_s:
         follow = Follower(conn, job, tasks, logs_dir, out, lease_s=lease_s,
-                          deadline_s=min(deadline_s, lease_s / 2) if lease_s else deadline_s)
+                          deadline_s=min(deadline_s, lease_s / 2) if lease_s else deadline_s,
+                          probe=probe, on_task_end=on_task_end)
         try:
             follow.run()
         except KeyboardInterrupt:
@@ -358,7 +390,7 @@ def attach(
                           f"`inv attach --job {job}` to follow it again\n")
             print_summary(follow.result(), out)
             raise
-        except AttachLost as exc:
+        except (AttachLost, InstanceLost) as exc:
             out.write(f"\nerror: {exc}\n")
             print_summary(follow.result(), out)
             raise

@@ -18,6 +18,8 @@ paramiko's and socket's exceptions are converted in remote/ssh.py and nowhere el
         ├── CommandError     a remote command failed: .command .exit_code .stdout .stderr
         ├── TaskDisconnected the connection dropped while a batch task ran: .line .log_path
         ├── AttachLost       a supervised batch's stream stayed cut past the deadline: .job
+        ├── InstanceLost     the stream broke and vast.ai says the instance is not running:
+        │                    .job .state .index .total .records (tasks that ended)
         ├── PullError        a download from the instance broke off or came short: .remote_dir
         └── SyncError        an upload to the instance broke off: .doing (a rerun resumes)
 """
@@ -214,3 +216,19 @@ class AttachLost(SshError):
                          f"connection lost ({reason}); no reconnect within {waited_s:.0f} s. "
                          f"The batch {job} is still running on the instance{after}; reattach "
                          f"with `inv attach --job {job}`")
+
+
+class InstanceLost(SshError):
+    """The stream of a batch broke and the API says the instance will not come back (outbid,
+    stopped, exited, offline or gone): reconnecting is pointless. ``records`` holds what the
+    stream saw end (supervisor.TaskRecord), so a new instance can resume the rest."""
+
+    def __init__(self, host: str, port: int, job: str, state: str, index: int, total: int,
+                 records: Sequence[object] = ()) -> None:
+        self.job = job
+        self.state = state
+        self.index = index
+        self.total = total
+        self.records = list(records)
+        super().__init__(host, port, f"the instance is lost at task {index} of {total} of job "
+                                     f"{job}: vast.ai says {state}")

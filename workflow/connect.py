@@ -9,11 +9,12 @@ that says what to run. No API key, or an API that does not answer, leaves it to 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from providers.credentials import STACK_API_URL
 from providers.errors import VastError
 from providers.records import describe_state
 from remote.errors import ConnectError
@@ -23,7 +24,8 @@ from workflow.errors import InstanceGone, OptionError
 from workflow.outputs import InstanceInfo, StackOutputs
 from workflow.paths import KNOWN_HOSTS_DIR
 from workflow.pulumi import Stack
-from workflow.vast import client_for
+from workflow.settings import raw_config
+from workflow.vast import client_at, client_for
 
 NOT_RUNNING = frozenset({"exited", "offline", "unknown", "stopped"})
 """actual_status values of an instance SSH cannot reach (vast-api.md: instance states)."""
@@ -77,6 +79,27 @@ def check_alive(stack: Stack, instance_id: int) -> None:
         advice = (f"SSH cannot reach it; `inv down --stack {stack.name} --instance "
                   f"{instance_id}` destroys it, then `inv up --stack {stack.name}` rents anew")
     raise InstanceGone(stack.name, instance_id, state, advice)
+
+
+def lost_probe(stack: Stack, instance_id: int) -> Callable[[], str | None]:
+    """For a batch's stream (remote/detached.py): why vast.ai says the instance will not come
+    back ("gone", "outbid (stopped): ..."), or None while it may (or the API cannot say).
+    The stack's API URL is read once, here: a probe costs one API call, no pulumi run."""
+    url = raw_config(stack).get(STACK_API_URL)
+
+    def probe() -> str | None:
+        try:
+            client = client_at(url if isinstance(url, str) else None)
+        except VastError:
+            return None
+        try:
+            state = _unreachable_state(client.show_instance(instance_id))
+        except VastError:
+            return None
+        finally:
+            client.close()
+        return None if state is False else (state or "gone")
+    return probe
 
 
 def _unreachable_state(record: dict[str, Any] | None) -> str | bool | None:

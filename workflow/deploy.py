@@ -21,14 +21,11 @@ from typing import TextIO
 
 from providers.cost import gb
 from providers.errors import SelectionError
-from remote import pullrecord
 from remote.batch import BatchResult, Task
-from remote.errors import KeyPairError, RemoteError
+from remote.errors import KeyPairError
 from remote.keys import find_key_pair
-from remote.pull import pull
 from remote.shell import interactive_shell
-from remote.ssh import Connection
-from remote.sync import select_files, sync
+from remote.sync import select_files
 from tools.pulumi_env import is_local_stack
 from workflow.connect import readable_key, target_for
 from workflow.console import safe, safe_std_streams, say
@@ -37,6 +34,7 @@ from workflow.jobs import check_job, remember_job
 from workflow.outputs import parse_outputs
 from workflow.paths import WORK_REMOTE, pulled_dir
 from workflow.pulumi import Stack
+from workflow.recovery import MAX_LOST, ON_LOST, work
 from workflow.report import RunReport
 from workflow.search import selection_for, summary
 from workflow.settings import raw_config, stack_settings
@@ -61,6 +59,11 @@ class DeployOptions:
     shell: bool = False
     no_sync: bool = False
     no_pull: bool = False
+    pull_each: bool = True
+    """Pull workDir after every task (remote/pulleach.py); off with no_pull."""
+    on_lost: str | None = None
+    """"resume" or "stop" when the instance is lost; None: resume for a bid stack."""
+    max_lost: int = MAX_LOST
     ssh_key: str | None = None
     dry_run: bool = False
     verbose: bool = False
@@ -105,6 +108,11 @@ def preflight(opts: DeployOptions) -> list[str]:
         raise OptionError("tasks", [], "no task to run: give --tasks FILE with at least one "
                           "line that is not a comment, or the task after --, or --shell for a "
                           "shell on the instance")
+    if opts.on_lost not in (None, *ON_LOST):
+        raise OptionError("--on-lost", opts.on_lost, "give resume (rent a new instance and run "
+                          "the unfinished tasks there) or stop")
+    if opts.max_lost < 0:
+        raise OptionError("--max-lost", opts.max_lost, "give 0 or more instances")
     warnings: list[str] = []
     if not opts.no_sync:
         if opts.src is None:
@@ -163,7 +171,11 @@ def plan(opts: DeployOptions) -> list[str]:
         steps.append(f"run {len(opts.tasks)} task(s) as ./run-direct <line> in appDir")
         steps += [f"    {t.line}" for t in opts.tasks]
         if not opts.no_pull:
-            steps.append(f"pull workDir -> {opts.pulled_dir}")
+            steps.append(f"pull workDir -> {opts.pulled_dir}"
+                         + (" after each task and at the end" if opts.pull_each else ""))
+        lost = opts.on_lost or "resume for a bid stack, else stop"
+        steps.append(f"if the instance is outbid or lost: destroy it, then {lost} (a new "
+                     f"instance for the unfinished tasks; at most {opts.max_lost} times)")
     if opts.shell_only:
         steps.append("open an interactive shell in appDir (--shell without tasks: the "
                      "instance is kept afterwards)")
@@ -213,26 +225,11 @@ def _run(opts: DeployOptions, out: TextIO) -> BatchResult | None:
         _configure_stack(stack, opts)
         with report.phase("up"):
             stack.up()
-        raw = stack.outputs()
-        outputs = parse_outputs(stack.name, raw)
-        known = [i.instance_id for i in outputs.instances]
-        inst = outputs.pick()
-        report.set_instance(raw, inst.instance_id)
-        target = target_for(outputs, inst, ssh_key=opts.ssh_key)
-        with Connection(target) as conn:
-            if not opts.no_sync:
-                assert opts.src is not None
-                with report.phase("sync"):
-                    synced = sync(conn, opts.src, outputs.app_dir)
-                    report.bytes_sent = synced.bytes_sent
-                    say(f"deploy: sync: {synced.describe()}", out)
-            if opts.tasks:
-                result = report.run_tasks(conn, opts.tasks, app_dir=outputs.app_dir,
-                                          logs_dir=opts.results_dir / "logs", out=out)
-                if not opts.no_pull:
-                    _pull(conn, outputs.work_dir, opts, report, out)
+        result = work(stack, opts, report, known, out)
         if opts.shell:
-            interactive_shell(target, outputs.app_dir)
+            outputs = parse_outputs(stack.name, stack.outputs())
+            interactive_shell(target_for(outputs, outputs.pick(), ssh_key=opts.ssh_key),
+                              outputs.app_dir)
     except BaseException as exc:
         if report.outcome == "ok":
             report.outcome = f"stopped: {type(exc).__name__}: {exc}".splitlines()[0]
@@ -249,25 +246,6 @@ def _run(opts: DeployOptions, out: TextIO) -> BatchResult | None:
     if result is not None and result.failed:
         raise TasksFailed(result.failed, len(result.results))
     return result
-
-
-def _pull(conn: Connection, work_dir: str, opts: DeployOptions, report: RunReport,
-          out: TextIO) -> None:
-    """Bring workDir home; when it breaks off, say what is lost (teardown goes ahead)."""
-    try:
-        with report.phase("pull"):
-            report.bytes_received = pull(conn, work_dir, local_dir=opts.pulled_dir).nbytes
-    except RemoteError as exc:
-        got = sum(1 for p in opts.pulled_dir.rglob("*")
-                  if p.is_file() and p.name != pullrecord.RECORD_NAME)
-        fate = ("the instance is kept: `inv pull --stack "
-                f"{opts.stack_name}` fetches the rest" if opts.keeps else
-                "the instance is destroyed next, so the files of workDir not fetched yet are "
-                "lost (--keep keeps the instance for another pull)")
-        report.outcome = f"pull failed: {exc}".splitlines()[0]
-        say(f"deploy: pull of {work_dir} broke off: {exc}", out)
-        say(f"deploy: {got} file(s) fetched into {opts.pulled_dir}; {fate}", out)
-        raise
 
 
 def _say_kept(stack: str, known: Sequence[int], opts: DeployOptions, out: TextIO) -> None:

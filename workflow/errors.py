@@ -10,6 +10,8 @@
     │                      before anything is rented: .option .value
     ├── InstanceGone       the API says the instance is gone or not running: .stack
     │                      .instance_id .state
+    ├── JobLost            a deploy's instance was lost and the job may not go on: .job
+    │                      .instance_id .state .at .done
     ├── TeardownError      teardown could not confirm that nothing bills: .stack .instance_ids
     └── TasksFailed        the batch ran, some tasks failed: .failed .total .logs (exit 1)
 
@@ -90,6 +92,22 @@ class InstanceGone(WorkflowError):
         self.state = state
         what = "is gone (vast.ai no longer lists it)" if state is None else f"is {state}"
         super().__init__(f"instance {instance_id} of stack {stack!r} {what}: {advice}")
+
+
+class JobLost(WorkflowError):
+    """The instance of a deploy was lost (outbid, stopped, gone) and the job stops there."""
+
+    def __init__(self, job: str, instance_id: int, state: str, at: int, total: int,
+                 done: Sequence[int], why: str, results: str) -> None:
+        self.job = job
+        self.instance_id = instance_id
+        self.state = state
+        self.at = at
+        self.done = tuple(done)
+        ended = ", ".join(map(str, self.done)) or "none"
+        super().__init__(f"job {job}: instance {instance_id} was lost at task {at} of {total} "
+                         f"({state}) and was destroyed; not going on: {why}. Tasks that ended "
+                         f"with exit 0: {ended}; their results are in {results}")
 
 
 class TeardownError(WorkflowError):

@@ -55,8 +55,16 @@ class RunReport:
     dollars: dict[str, Any] | None = None
     outcome: str = "ok"
     kept: bool = False
+    used: list[dict[str, Any]] = field(default_factory=list)
+    """Instances the job used before the one it has now (lost ones), each with its cost."""
+    instances: list[dict[str, Any]] = field(default_factory=list)
+    """Every instance the job used with its cost, once finish() ran (only when several)."""
+    pulls: list[dict[str, Any]] = field(default_factory=list)
+    """The background pulls of --pull-each (remote/pulleach.py)."""
     _rates: Rates | None = None
     _marks: dict[str, float] = field(default_factory=dict)
+    _bytes_before: tuple[int, int] = (0, 0)
+    """bytes sent and received when the current instance took over: the earlier ones'."""
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -126,20 +134,46 @@ class RunReport:
             return
         self.tasks = list(data.get("tasks") or [])
 
-    def finish(self) -> None:
-        """Price the run: GPU from running to destroyed (or now), storage from rent on."""
+    def retire(self, outcome: str) -> None:
+        """The current instance is done with (lost, then destroyed): keep it, priced up to
+        now, in `used`; the next set_instance and up start the next one's account."""
+        self.used.append(self._instance_row(outcome, self._instance_cost(time.monotonic())))
+        self._bytes_before = (self.bytes_sent, self.bytes_received)
+        self._rates = None
+
+    def _instance_row(self, outcome: str, cost: dict[str, Any] | None) -> dict[str, Any]:
+        return {"instance_id": self.machine.get("instance_id"),
+                "machine_id": self.machine.get("machine_id"),
+                "offer_id": self.offer.get("offer_id"), "gpu_name": self.offer.get("gpu_name"),
+                "outcome": outcome, "dollars": cost}
+
+    def _instance_cost(self, end: float) -> dict[str, Any] | None:
+        """GPU from running to `end`, storage from rent on, bytes since it took over."""
         if self._rates is None:
-            return
-        end = self._marks.get("destroy_end", time.monotonic())
+            return None
         if "up_end" in self._marks:  # a deploy: the instance lived from inside `up` to `end`
             after_up = max(0.0, end - self._marks["up_end"])
             gpu_s = after_up + self.phases.get("ssh", 0.0)
             storage_s = gpu_s + self.phases.get("running", 0.0)
         else:  # a run on an existing instance: only the time of its tasks is this run's
             gpu_s = storage_s = self.phases.get("tasks", 0.0)
-        self.dollars = run_cost(self._rates, gpu_seconds=gpu_s, storage_seconds=storage_s,
-                                sync_bytes=self.bytes_sent, pull_bytes=self.bytes_received)
-        if self.kept:
+        sent, received = self._bytes_before
+        return run_cost(self._rates, gpu_seconds=gpu_s, storage_seconds=storage_s,
+                        sync_bytes=self.bytes_sent - sent,
+                        pull_bytes=self.bytes_received - received)
+
+    def finish(self) -> None:
+        """Price the run: per instance, GPU from running to destroyed (or now), storage from
+        rent on; with several instances the total is their sum."""
+        current = self._instance_cost(self._marks.get("destroy_end", time.monotonic()))
+        if self.used:
+            rows = [*self.used, self._instance_row("kept" if self.kept else "the last one",
+                                                   current)]
+            self.dollars = _sum_costs([r["dollars"] for r in rows if r["dollars"]])
+            self.instances = rows
+        else:
+            self.dollars = current
+        if self.dollars and self.kept:
             self.dollars["basis"] += "; the instance was kept and still bills"
 
     def to_json(self) -> dict[str, Any]:
@@ -151,6 +185,7 @@ class RunReport:
             "machine": self.machine, "phases_s": phases, "tasks": self.tasks,
             "bytes": {"sent": self.bytes_sent, "received": self.bytes_received},
             "estimate_before_rent": self.estimate, "dollars": self.dollars,
+            "instances": self.instances, "pulls_each": self.pulls,
         }
 
     def write(self, results_dir: Path) -> Path:
@@ -178,6 +213,16 @@ class RunReport:
             lines.append(f"  task {t.get('index')}: exit {code}, {t.get('duration_s', 0):.1f}s, "
                          f"{t.get('status')}: {t.get('line')}")
         lines.append(f"  bytes: {self.bytes_sent} sent, {self.bytes_received} received")
+        if self.pulls:
+            got = sum(int(p.get("bytes") or 0) for p in self.pulls)
+            took = sum(float(p.get("seconds") or 0.0) for p in self.pulls)
+            lines.append(f"  pull-each: {len(self.pulls)} pull(s) as tasks ended, {got} bytes "
+                         f"in {took:.2f} s")
+        for row in self.instances:
+            cost = row["dollars"]
+            dollars = f"${cost['total']:.4f} estimated" if cost else "cost unknown"
+            lines.append(f"  instance {row['instance_id']} on machine {row['machine_id']}: "
+                         f"{row['outcome']}; {dollars}")
         if self.dollars:
             d = self.dollars
             lines.append(
@@ -200,3 +245,14 @@ class RunReport:
             print(f"{prefix}{line}", file=out)
         if path is not None:
             print(f"{prefix}report: {path}", file=out)
+
+
+def _sum_costs(costs: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """Several instances' run_cost dicts as one: the amounts and seconds added up."""
+    if not costs:
+        return None
+    total = dict(costs[-1])
+    for key in ("gpu_seconds", "storage_seconds", "gpu", "storage", "bandwidth", "total"):
+        total[key] = sum(c[key] for c in costs)
+    total["basis"] = costs[-1]["basis"] + f"; summed over {len(costs)} instances"
+    return total

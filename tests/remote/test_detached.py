@@ -18,7 +18,7 @@ import pytest
 from remote import supervisor
 from remote.batch import Task, parse_tasks
 from remote.detached import SILENCE_S, attach
-from remote.errors import AttachLost, BatchRunning, TasksChanged
+from remote.errors import AttachLost, BatchRunning, InstanceLost, TasksChanged
 from remote.ssh import Connection, Target
 from remote.supervisor import plan_resume, start_batch
 from tests.remote.test_batch import (
@@ -308,6 +308,40 @@ def test_past_the_deadline_it_says_the_batch_still_runs_and_how_to_reattach(
     assert "The batch gone is still running" in message
     assert "inv attach --job gone" in message and "no reconnect within" in message
     assert "[1/1 count] line 3" in out.text() and "0 ok, 0 failed, 1 not run" in out.text()
+
+
+@pytest.mark.sshd
+def test_with_a_probe_a_lost_instance_is_said_at_once_with_what_ended(
+    rent, vastsim: VastSim, tmp_path: Path
+) -> None:
+    """The same kill, but the caller can ask the API (workflow/connect.py: lost_probe): no
+    reconnect deadline is waited out, and the tasks that ended come with the error."""
+    instance_id, target = rent()
+    out = StampedWriter()
+    asked: list[float] = []
+
+    def probe() -> str | None:
+        asked.append(time.monotonic())
+        phase = {r["id"]: r["phase"] for r in vastsim.ledger()["instances"]}[instance_id]
+        return None if phase == "running" else phase
+
+    tasks = [Task("plain first", 1), Task("count 100 0.1", 2)]
+    with Connection(target) as conn:
+        upload_run_direct(conn, COUNTING)
+        start_batch(conn, "lost", tasks, app_dir="/app", logs_dir=tmp_path / "logs",
+                    detached=False)
+        cutter = cut_when(out, "line 3\n", lambda: vastsim.admin_post(
+            f"/instances/{instance_id}/kill", {"status": "offline"}))
+        with pytest.raises(InstanceLost) as err:
+            attach(conn, "lost", tmp_path / "logs", out=out, deadline_s=120, probe=probe)
+        cutter.join()
+    cut = out.first("line 3")
+    assert asked[-1] - cut < 15 + 5  # the cut is seen (at worst by silence), then one question
+    lost = err.value
+    assert (lost.index, lost.total, lost.state) == (2, 2, "offline")
+    assert [(r.index, r.exit_code) for r in lost.records] == [(1, 0)]
+    assert "lost at task 2 of 2 of job lost: vast.ai says offline" in str(lost)
+    assert "reconnecting" not in out.text()
 
 
 @pytest.mark.sshd
