@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from providers.cost import Rates, run_cost
-from remote.batch import BatchResult, Task, run_batch
-from remote.ssh import Connection
+from remote.batch import BatchResult
 
 REPORT_NAME = "report.json"
 PHASE_ORDER = ("rent", "running", "ssh", "up", "sync", "tasks", "pull", "destroy")
@@ -103,27 +102,6 @@ class RunReport:
 
     def set_batch(self, batch: BatchResult) -> None:
         self.tasks = [r.to_json() for r in batch.results]
-
-    def run_tasks(self, conn: Connection, tasks: Sequence[Task], *, app_dir: str,
-                  logs_dir: Path, out: TextIO) -> BatchResult:
-        """The batch as the report's "tasks" phase; a batch cut short still leaves the tasks
-        that finished (from the summary it wrote) and says how it stopped."""
-        result = None
-        try:
-            with self.phase("tasks"):
-                result = run_batch(conn, tasks, app_dir=app_dir, logs_dir=logs_dir, out=out)
-        except BaseException as exc:
-            if self.outcome == "ok":
-                self.outcome = f"stopped: {type(exc).__name__}: {exc}".splitlines()[0]
-            raise
-        finally:
-            if result is not None:
-                self.set_batch(result)
-            else:
-                self.tasks_from_summary(logs_dir)
-        if result.failed:
-            self.outcome = f"{result.failed} of {len(result.results)} task(s) failed"
-        return result
 
     def tasks_from_summary(self, logs_dir: Path) -> None:
         """A batch cut short raised before returning its result: its summary.json has the
