@@ -94,14 +94,6 @@ class PullEach:
             self.say(done.describe())
         self._said = len(self.pulls)
 
-    @property
-    def nbytes(self) -> int:
-        return sum(p.nbytes for p in self.pulls)
-
-    @property
-    def seconds(self) -> float:
-        return sum(p.seconds for p in self.pulls)
-
     def _work(self) -> None:
         # opened by the first pull, so a failed open is that pull's error
         conn = Connection(self.target, deadline_s=CONNECT_DEADLINE_S)

@@ -105,8 +105,7 @@ def _attached(stack: Stack, raw: dict, instance_id: int, conn: Connection, job: 
         raise
     finally:
         if each is not None:
-            report.pulls = [p.to_json() for p in each.pulls]
-            report.bytes_received = each.nbytes
+            report.add_pulls(each.pulls)
         if result is not None:
             report.set_batch(result)
             if result.failed:

@@ -14,6 +14,7 @@ with exit 0 run there. The run report lists every instance the job used and what
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, TextIO
 
@@ -123,8 +124,7 @@ def _batch(conn: Connection, target: Target, app_dir: str, work_dir: str, opts: 
         raise
     finally:
         if each is not None:
-            report.pulls += [p.to_json() for p in each.pulls]
-            report.bytes_received += each.nbytes
+            report.add_pulls(each.pulls)
         if result is not None:
             report.set_batch(result)
         else:
@@ -187,7 +187,8 @@ def _pull(conn: Connection, work_dir: str, opts: DeployOptions, report: RunRepor
         raise
 
 
-def _unless_done(each: PullEach | None, done: dict[int, TaskRecord]):
+def _unless_done(each: PullEach | None, done: dict[int, TaskRecord]
+                 ) -> Callable[[TaskRecord], None] | None:
     """A pull after each task this instance ran (the kept ones' results are home already)."""
     if each is None:
         return None

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from providers.cost import Rates, run_cost
 from remote.batch import BatchResult
+from remote.pulleach import EachPull
 
 REPORT_NAME = "report.json"
 PHASE_ORDER = ("rent", "running", "ssh", "up", "sync", "tasks", "pull", "destroy")
@@ -99,6 +100,11 @@ class RunReport:
                 self._rates = Rates(**{k: float(pricing[k]) for k in Rates.__dataclass_fields__})
             except (KeyError, TypeError, ValueError):
                 self._rates = None
+
+    def add_pulls(self, pulls: Sequence[EachPull]) -> None:
+        """The background pulls of --pull-each: each in the report, their bytes received."""
+        self.pulls += [p.to_json() for p in pulls]
+        self.bytes_received += sum(p.nbytes for p in pulls)
 
     def set_batch(self, batch: BatchResult) -> None:
         self.tasks = [r.to_json() for r in batch.results]

@@ -3,6 +3,7 @@ real `pulumi`, vastsim, real sshd."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,20 @@ def test_detach_status_attach_resume(inv: Inv, app: Path, ssh_key: Path, vastsim
     assert "skipping task(s) 1, 2, 4 (ended with exit 0); running 3" in resumed.stdout
     assert "wrote alpha" not in resumed.stdout and "4 ok, 0 failed" in resumed.stdout
     inv("down", "--stack", stack)
+
+
+def test_run_pull_each_brings_each_task_home_and_reports_it(
+    inv: Inv, app: Path, ssh_key: Path, vastsim: VastSim
+):
+    stack = inv.new_stack(ssh_key)
+    inv("up", "--stack", stack)
+    inv("sync", "--stack", stack, "--src", str(app))
+    ran = inv("run", "--stack", stack, "--job", "pe", "--pull-each", "--", "write", "one").stdout
+    assert "pull-each after task 1: 1 file(s)" in ran, ran
+    home = inv.project / "work_remote" / "pe" / "work" / "out" / "one.txt"
+    assert home.read_text() == "one\n"
+    report = json.loads((inv.project / "work_remote" / "pe" / "report.json").read_text())
+    assert [p["after_task"] for p in report["pulls_each"]] == [1]
+    assert report["bytes"]["received"] == report["pulls_each"][0]["bytes"] > 0
+    inv("down", "--stack", stack)
+    assert vastsim.billing_now() == []
