@@ -32,6 +32,13 @@ from pathlib import Path
 TAIL_LINES = 10
 
 
+def tail(output: str | bytes, lines: int = TAIL_LINES) -> str:
+    """The last lines of a remote command's output on one line, for an error message."""
+    text = output.decode(errors="replace") if isinstance(output, bytes) else output
+    last = text.strip().splitlines()[-lines:]
+    return " | ".join(last) if last else "(no output)"
+
+
 class RemoteError(Exception):
     """Base of everything the remote package raises on purpose."""
 

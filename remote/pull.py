@@ -36,53 +36,42 @@ slower (measured on a 256 MiB file).
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
-import posixpath
 import shlex
 import shutil
 import sys
 import tarfile
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TextIO
 
 from remote import openssh, pullrecord
-from remote.errors import PullError, SshError, UnsafePathError
+from remote.errors import PullError, SshError, UnsafePathError, tail
+from remote.listing import MAX_MTIME, Entry, Stalled, list_command, list_remote
 from remote.progress import Progress
-from remote.ssh import STALL_TIMEOUT_S, Connection, ssh_errors
-from remote.tarsource import ParamikoSource, Source, SshSource, collect
+from remote.pullpaths import (
+    check_sizes,
+    make_link,
+    mkdirs,
+    plan_entry,
+    refusing,
+    safe_relpath,
+    temp_name,
+)
+from remote.ssh import STALL_TIMEOUT_S, Connection
+from remote.tarsource import ParamikoSource, Source, SshSource
 from remote.tarstream import TarReader
 
-MAX_MTIME = float(1 << 40)
-"""Seconds either side of 1970 a file time may be (35,000 years); beyond, utime overflows."""
-FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
-"""Local errors that stop the pull: not about one path, so every other file would fail too."""
 VANISHED = "listed but not sent: deleted or unreadable on the instance meanwhile?"
 SSH_FAILED = 255  # OpenSSH's exit code for its own failures (connect, auth, host key)
 PID_DIR = "/tmp/vast-gpu"  # the watchdog's dir on the instance, wiped at each boot
 KILL_TIMEOUT_S = 10.0
-CHUNK = 1 << 20
-TAIL_LINES = 10
 TAR_DONE = (0, 1, 2)
 """GNU tar: 0 fine, 1 a file changed while read, 2 some file failed (vanished, unreadable) but
 the archive was finished; anything else (ssh's 255, paramiko's -1 for no status) broke off."""
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One path of the remote listing."""
-
-    rel: str
-    kind: str  # "f" file, "d" directory, "l" symlink, other find %y letters for the rest
-    size: int
-    mtime: float
-    mode: int
-    link: str = ""
 
 
 @dataclass
@@ -220,7 +209,7 @@ class _Pull:
         for entry in links:
             try:
                 with refusing(entry.rel):
-                    _make_link(self.root, entry)
+                    make_link(self.root, entry)
                 made.append(entry.rel)
             except UnsafePathError as exc:
                 self.refuse(exc.path, exc.reason)
@@ -250,7 +239,7 @@ class _Pull:
             entries, bad = list_remote(self.conn, self.remote_dir, warn=self.warn,
                                        command=self.tracked(list_command(self.remote_dir), "find"),
                                        stall_s=self.stall_s)
-        except _Stalled:
+        except Stalled:
             self.kill_remote("find")
             raise self.error(f"the listing stalled: nothing for {self.stall_s:.0f} s; its "
                              "remote find was killed") from None
@@ -348,17 +337,17 @@ class _Pull:
                              f"{len(self.sent)} of {len(wanted)} file(s) fetched; the remote tar "
                              "was killed")
         if ssh and code == SSH_FAILED and not got_any:
-            raise _SshClientFailed(_tail(err))
+            raise _SshClientFailed(tail(err))
         if broken is not None or code not in TAR_DONE:
             why = f"{type(broken).__name__}: {broken}; " if broken else ""
             raise self.error(f"the stream broke off ({why}{'ssh' if ssh else 'tar'} exited "
-                             f"{code}: {_tail(err)})") from broken
+                             f"{code}: {tail(err)})") from broken
         refused = {path for path, _why in self.result.refused}
         missing = [rel for rel in wanted if rel not in self.sent and rel not in refused]
         self.result.vanished.extend(missing)
         if missing:
             self.warn(f"{len(missing)} listed file(s) not sent, deleted or unreadable on the "
-                      f"instance meanwhile? (tar exited {code}: {_tail(err)})")
+                      f"instance meanwhile? (tar exited {code}: {tail(err)})")
 
     def keep(self, rel: str, kept: str) -> None:
         self.result.kept.append((rel, kept))
@@ -374,173 +363,6 @@ class _Pull:
             self.result.changed.append(rel)
             self.warn(f"{rel} changed on the instance during the pull (listed {entry.size} "
                       f"bytes, sent {member.size}); kept as sent, a rerun fetches it again")
-
-
-# --- what to pull ---------------------------------------------------------------------------
-
-
-def list_remote(
-    conn: Connection, remote_dir: str, *, warn: Callable[[str], None] = lambda _t: None,
-    command: str | None = None, stall_s: float | None = None,
-) -> tuple[list[Entry], list[tuple[str, str]]]:
-    """Every path under remote_dir, with type, size, mtime, mode and link target (`cd` first,
-    so a remote_dir that is itself a symlink is followed, as tar -C follows it); and the
-    records that could not be read (parse_listing)."""
-    code, out, err = _capture(conn, command or list_command(remote_dir), stall_s)
-    t = conn.target
-    if code == 66:
-        raise PullError(t.host, t.port, remote_dir, "no such directory on the instance")
-    if code != 0:
-        tail = err.decode(errors="replace").strip().splitlines()[-TAIL_LINES:]
-        if not out:
-            raise PullError(t.host, t.port, remote_dir, f"listing failed (exit {code}): "
-                            + " | ".join(tail))
-        warn(f"listing {remote_dir} was incomplete: " + " | ".join(tail))
-    return parse_listing(out)
-
-
-def list_command(remote_dir: str) -> str:
-    """find's records, NUL-separated; exit 66 when remote_dir is missing."""
-    return (f"cd {shlex.quote(remote_dir)} 2>/dev/null || "
-            "{ echo 'no such directory' >&2; exit 66; }; "
-            "find . -mindepth 1 -printf '%y %s %T@ %m %P\\0%l\\0'")
-
-
-def parse_listing(data: bytes) -> tuple[list[Entry], list[tuple[str, str]]]:
-    """find's `%y %s %T@ %m %P\\0%l\\0` records (names decoded as the OS decodes file names),
-    and (record, reason) for each record that does not read as one: skipped, never fatal."""
-    fields = data.split(b"\0")
-    entries, bad = [], []
-    for i in range(0, len(fields) - 1, 2):
-        head, link = fields[i], fields[i + 1]
-        try:
-            entries.append(_entry(head, link))
-        except ValueError as exc:
-            bad.append((repr(head[:200]), f"unreadable listing record ({exc})"))
-    return entries, bad
-
-
-def _entry(head: bytes, link: bytes) -> Entry:
-    parts = head.split(b" ", 4)
-    if len(parts) != 5 or len(parts[0]) != 1 or not parts[0].isalpha():
-        raise ValueError("not `type size mtime mode name`")
-    kind, size, mtime, mode, rel = parts
-    entry = Entry(os.fsdecode(rel), kind.decode(), int(size), float(mtime), int(mode, 8),
-                  os.fsdecode(link))
-    if entry.size < 0 or not abs(entry.mtime) < MAX_MTIME:  # also NaN
-        raise ValueError(f"size {entry.size} or mtime {entry.mtime} out of range")
-    return entry
-
-
-def safe_relpath(name: str) -> str:
-    """The normalised relative path for a name from the instance, or UnsafePathError: no
-    absolute paths, no `..`, nothing empty."""
-    if not name or "\0" in name:
-        raise UnsafePathError(name, "empty name or NUL in it")
-    if name.startswith("/") or PurePosixPath(name).is_absolute():
-        raise UnsafePathError(name, "absolute path")
-    parts = [p for p in PurePosixPath(name).parts if p != "."]
-    if ".." in parts:
-        raise UnsafePathError(name, "`..` component")
-    if not parts:
-        raise UnsafePathError(name, "names the target directory itself")
-    return "/".join(parts)
-
-
-@contextlib.contextmanager
-def refusing(rel: str) -> Iterator[None]:
-    """A local error about this one path (name too long, permission, a loop) refuses the path:
-    skip and warn. A full or read-only disk stops the pull (FATAL_ERRNOS)."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno in FATAL_ERRNOS:
-            raise
-        raise UnsafePathError(rel, f"cannot be written here: {exc.strerror or exc}") from exc
-
-
-def check_link(rel: str, target: str) -> None:
-    """A symlink is kept only when it resolves inside the tree, from where it stands."""
-    if not target:
-        raise UnsafePathError(rel, "symlink with an empty target")
-    if target.startswith("/"):
-        raise UnsafePathError(rel, f"symlink to an absolute path ({target}) leads outside")
-    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
-    if resolved == ".." or resolved.startswith("../") or resolved == ".":
-        raise UnsafePathError(rel, f"symlink to {target} leads outside the pulled tree")
-
-
-def plan_entry(root: Path, entry: Entry) -> str:
-    """"fetch", "same", "link" (make it later) or "dir" (made now); UnsafePathError for what
-    must be refused. Links are judged by their text here; make_links checks chains."""
-    rel = safe_relpath(entry.rel)
-    dest = root / rel
-    _check_inside(root, dest.parent, rel)
-    if entry.kind == "d":
-        if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
-            raise UnsafePathError(rel, "a local non-directory is in the way; left alone")
-        _mkdirs(root, dest, rel)
-        return "dir"
-    if entry.kind == "l":
-        check_link(rel, entry.link)
-        if dest.is_symlink():
-            return "same" if os.readlink(dest) == entry.link else "link"
-        if dest.exists():
-            raise UnsafePathError(rel, "a local file is in the way of a symlink; left alone")
-        return "link"
-    if entry.kind != "f":
-        raise UnsafePathError(rel, f"not a regular file, directory or symlink (find type "
-                                   f"{entry.kind!r})")
-    if dest.is_symlink() or (dest.exists() and not dest.is_file()):
-        raise UnsafePathError(rel, "a local link or directory is in the way; left alone")
-    try:
-        st = dest.stat()
-    except FileNotFoundError:
-        return "fetch"
-    if st.st_size == entry.size and int(st.st_mtime) == int(entry.mtime):
-        return "same"
-    return "fetch"
-
-
-def _check_inside(root: Path, path: Path, rel: str) -> None:
-    """Through whatever local symlinks exist now, `path` must stay under root."""
-    real = os.path.realpath(path)
-    if os.path.commonpath([str(root), real]) != str(root):
-        raise UnsafePathError(rel, f"a local symlink leads it outside {root} (to {real})")
-
-
-def _mkdirs(root: Path, path: Path, rel: str) -> None:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError) as exc:
-        raise UnsafePathError(rel, f"a local file is in the way ({exc.strerror})") from exc
-    _check_inside(root, path, rel)
-
-
-def _make_link(root: Path, entry: Entry) -> None:
-    rel = safe_relpath(entry.rel)
-    dest = root / rel
-    _mkdirs(root, dest.parent, rel)
-    if dest.exists() and not dest.is_symlink():
-        raise UnsafePathError(rel, "a local file is in the way of a symlink; left alone")
-    tmp = _temp_name(dest, "pull-link")
-    tmp.unlink(missing_ok=True)
-    os.symlink(entry.link, tmp)
-    os.replace(tmp, dest)  # replaces an older pulled link only: files were refused above
-
-
-def check_sizes(root: Path, expected: Mapping[str, int]) -> list[str]:
-    """Each file on disk against the size it should have; a line per mismatch."""
-    problems = []
-    for rel, size in expected.items():
-        try:
-            actual = (root / rel).stat().st_size
-        except OSError as exc:
-            problems.append(f"{rel}: {exc.strerror}")
-            continue
-        if actual != size:
-            problems.append(f"{rel}: {actual} bytes, expected {size}")
-    return problems
 
 
 # --- the stream -----------------------------------------------------------------------------
@@ -584,9 +406,9 @@ def _extract(
     with `keep`, the local file there is renamed aside first (its new path returned). A local
     error on this path refuses it (refusing); the reader skips the rest of its data."""
     dest = root / rel
-    tmp = _temp_name(dest, "pull-part")
+    tmp = temp_name(dest, "pull-part")
     with refusing(rel):
-        _mkdirs(root, dest.parent, rel)
+        mkdirs(root, dest.parent, rel)
         if dest.is_symlink() or (dest.exists() and not dest.is_file()):
             raise UnsafePathError(rel, "a local link or directory is in the way; left alone")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
@@ -618,45 +440,3 @@ def _extract(
         raise
     progress.advance(files=1)
     return kept
-
-
-def _temp_name(dest: Path, suffix: str) -> Path:
-    """A hidden name beside dest; short, so a dest name near the 255-byte limit still has one."""
-    return dest.with_name(f".{dest.name[:80]}.{os.getpid()}.{suffix}")
-
-
-class _Stalled(Exception):
-    """A remote command sent nothing for its stall timeout."""
-
-
-def _capture(conn: Connection, command: str,
-             stall_s: float | None = None) -> tuple[int, bytes, bytes]:
-    """Run a command for its raw bytes (file names need not be UTF-8); _Stalled when stdout
-    is silent for stall_s."""
-    t = conn.target
-    with ssh_errors(t.host, t.port):
-        channel = conn.open_channel(command)
-        channel.settimeout(stall_s)
-        channel.shutdown_write()
-        err = bytearray()
-        reader = threading.Thread(target=collect, args=(channel.recv_stderr, err), daemon=True)
-        reader.start()
-        out = bytearray()
-        while True:
-            try:
-                chunk = channel.recv(CHUNK)
-            except TimeoutError:
-                channel.close()
-                raise _Stalled from None
-            if not chunk:
-                break
-            out.extend(chunk)
-        reader.join()
-        code = channel.recv_exit_status()
-        channel.close()
-    return code, bytes(out), bytes(err)
-
-
-def _tail(text: str) -> str:
-    lines = text.strip().splitlines()[-TAIL_LINES:]
-    return " | ".join(lines) if lines else "(no output)"

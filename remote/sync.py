@@ -49,7 +49,7 @@ from typing import IO, TextIO
 
 import paramiko
 
-from remote.errors import SshError, SyncError, SyncSourceError
+from remote.errors import SshError, SyncError, SyncSourceError, tail
 from remote.openssh import rsync_rsh, ssh_argv
 from remote.progress import Progress
 from remote.ssh import STALL_TIMEOUT_S, Connection, Target, ssh_errors
@@ -61,7 +61,6 @@ LISTING_END = b"\0\0vast-gpu-sync listing end\0"
 METHODS = ("auto", "tar", "tar-ssh", "tar-paramiko", "rsync")
 TAR_BUFFER = 256 * 1024
 SEND_SLICE = 256 * 1024
-ERROR_TAIL_LINES = 10
 FS_ENCODING = "utf-8"
 FS_ERRORS = "surrogateescape"  # names that are not UTF-8 still round-trip as bytes
 
@@ -577,7 +576,7 @@ class _TarSession:
         self._reader.join(timeout=5)
         t = self.target
         reason = ("the connection was lost" if code == -1 else f"exited {code}")
-        raise SyncError(t.host, t.port, self.doing, f"{reason}: {_tail(bytes(self._err))}")
+        raise SyncError(t.host, t.port, self.doing, f"{reason}: {tail(bytes(self._err))}")
 
 
 def _write_manifest(conn: Connection, dest: str, content: bytes) -> None:
@@ -811,14 +810,9 @@ def _run_local(t: Target, argv: list[str], doing: str, feed: Callable[[IO[bytes]
     if code != 0 or broken:
         what = argv[0] + (" could not connect or lost the connection" if code == 255 else
                           f" exited {code}")
-        raise SyncError(t.host, t.port, doing, f"{what}: {_tail(err)}")
+        raise SyncError(t.host, t.port, doing, f"{what}: {tail(err)}")
 
 
 def _read_lines(stream: IO[bytes], on_line: Callable[[str], None]) -> None:
     for raw in stream:
         on_line(raw.decode(errors="replace").rstrip("\n"))
-
-
-def _tail(err: bytes) -> str:
-    lines = err.decode(errors="replace").strip().splitlines()[-ERROR_TAIL_LINES:]
-    return " | ".join(lines) if lines else "(no error output)"

@@ -6,7 +6,10 @@ that container alone. vastsim gives each instance the same view without containe
 As root, ``unshare --mount --propagation private --pid --fork`` runs a small ``sh`` script as
 the init of a new mount and pid namespace. The script bind-mounts ``root/app`` on /app,
 ``root/work`` on /work, ``root/tmp`` on /tmp (a container has its own /tmp; nothing an
-instance leaves there outlives it) and ``root/ssh`` on /run/vastsim/ssh, starts onstart in the
+instance leaves there outlives it), ``root/home`` on the login user's home (a container's /root
+is its own: the host user's ~/.bashrc, which bash reads even for `ssh host cmd`, must not run
+there; one that ran `pyenv rehash` made every session wait on a stale host lock) and
+``root/ssh`` on /run/vastsim/ssh, starts onstart in the
 background, then execs sshd, which stays the namespace's init. The ssh bind lets sshd still
 find its keys when ``root`` itself lies under /app, /work or /tmp. The binds exist only inside
 the namespace: the host's /app, /work and /tmp are never written. A missing mount point
@@ -19,7 +22,8 @@ container-like ``ps`` (sshd is PID 1); once the last process has gone, the mount
 
 Not root (or ``isolate=False``): there are no namespaces. sshd runs as the current user, and
 that is the only user who can log in (``SshHost.user``). /app and /work can't be bound, so
-sessions and onstart work in ``root/app`` and ``root/work`` directly. ``APP_DIR`` and
+sessions and onstart work in ``root/app`` and ``root/work`` directly, and get ``HOME`` set to
+``root/home`` (sshd's ``SetEnv`` comes after its own ``HOME``), so bash reads no host dotfile. ``APP_DIR`` and
 ``WORK_DIR`` in their environment give those paths (``SshHost.app_dir``/``work_dir``; the
 instance record should advertise them). A small Python "reaper" (a child subreaper) stands where
 unshare stands as root: every process of the instance stays its descendant, which is how
@@ -93,6 +97,11 @@ if [ "$delay" != 0 ]; then
 fi
 exec "$@"
 """
+
+
+def _login_home() -> Path:
+    """The home of the user sessions log in as (sshd runs as that user, or as root)."""
+    return Path(pwd.getpwuid(os.geteuid()).pw_dir)
 
 
 def bind_order(pairs: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
@@ -184,7 +193,8 @@ class SshHost:
         for d in (self.root / "app", self.root / "work"):
             d.mkdir(parents=True, exist_ok=True)
         (self.root / "tmp").mkdir(exist_ok=True)
-        (self.root / "tmp").chmod(0o1777)  # a container's own /tmp, gone with the instance
+        (self.root / "tmp").chmod(0o1777)
+        (self.root / "home").mkdir(mode=0o700, exist_ok=True)  # a container's own /tmp, gone with the instance
         self.ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not self.host_key.exists():
             _run([SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C",
@@ -342,7 +352,8 @@ class SshHost:
         sshd = [sshd_path(), "-D", "-e", "-f", str(config)]
         delay = f"{sshd_delay:.3f}" if sshd_delay > 0 else "0"
         pairs = bind_order([(self.ssh_dir, SSH_MOUNT), (self.root / "app", APP),
-                            (self.root / "work", WORK), (self.root / "tmp", Path("/tmp"))]
+                            (self.root / "work", WORK), (self.root / "tmp", Path("/tmp")),
+                            (self.root / "home", _login_home())]
                            ) if self.isolate else []
         script = ["sh", "-c", _BOOT_SCRIPT, "vastsim-boot", str(self.onstart_log), onstart,
                   delay, str(len(pairs)), *(str(p) for pair in pairs for p in pair), *sshd]
@@ -351,14 +362,20 @@ class SshHost:
                     "--kill-child", "--mount-proc", *script]
         return [sys.executable, "-c", _REAPER, *script]
 
+    @property
+    def home(self) -> str:
+        """The sessions' HOME: the login user's own path, bound to root/home as root."""
+        return str(_login_home()) if self.isolate else str(self.root / "home")
+
     def _env(self) -> dict[str, str]:
-        """What sessions get through SetEnv, on top of sshd's own USER, HOME, PATH..."""
-        return {**self.env, "APP_DIR": self.app_dir, "WORK_DIR": self.work_dir}
+        """What sessions get through SetEnv, on top of sshd's own USER, PATH...; HOME only
+        without namespaces, where the login user's real home would show through."""
+        home = {} if self.isolate else {"HOME": self.home}
+        return {**self.env, **home, "APP_DIR": self.app_dir, "WORK_DIR": self.work_dir}
 
     def _process_env(self) -> dict[str, str]:
         """Environment of sh, onstart and sshd itself (sshd doesn't pass it on to sessions)."""
-        home = pwd.getpwuid(os.geteuid()).pw_dir
-        return {"PATH": BASE_PATH, "HOME": home, "LANG": "C.UTF-8", **self._env()}
+        return {"PATH": BASE_PATH, "HOME": self.home, "LANG": "C.UTF-8", **self._env()}
 
     def _wait_child(self) -> tuple[int, str]:
         """The pid of sh (later sshd) under unshare or the reaper, and its mount namespace.

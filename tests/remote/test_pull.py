@@ -14,14 +14,9 @@ import remote.openssh
 import remote.pull
 import remote.tarstream
 from remote.errors import PullError, UnsafePathError
-from remote.pull import (
-    Entry,
-    check_link,
-    check_member,
-    check_sizes,
-    pull,
-    safe_relpath,
-)
+from remote.listing import Entry
+from remote.pull import check_member, pull
+from remote.pullpaths import check_link, check_sizes, safe_relpath
 from remote.pullrecord import RECORD_NAME
 from remote.ssh import Connection, Target
 from remote.tarstream import TarReader

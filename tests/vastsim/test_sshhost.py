@@ -208,6 +208,30 @@ MODES = [pytest.param(None, marks=needs_root, id="namespace"),
 
 
 @pytest.mark.parametrize("isolate", MODES)
+def test_sessions_have_a_home_of_their_own_not_the_hosts(make_host, key, isolate) -> None:
+    """A container's home is its own: the host user's start-up files are never run there (a
+    ~/.bashrc that runs `pyenv rehash` made every session wait on the host's pyenv lock) and
+    what a session writes to ~ stays with its instance."""
+    host_home = Path(os.path.expanduser("~"))
+    marker = host_home / f".vastsim-host-only-{os.getpid()}"
+    theirs = f".instance-only-{os.getpid()}"
+    marker.write_text("the host's")
+    try:
+        a, b = make_host(1, isolate=isolate), make_host(2, isolate=isolate)
+        a.boot(None)
+        b.boot(None)
+        with connect(a, key[0]) as ca, connect(b, key[0]) as cb:
+            rc, listing = run(ca, f'ls -A "$HOME"; echo mine > "$HOME/{theirs}"')
+            assert rc == 0 and marker.name not in listing, listing
+            assert run(cb, f'cat "$HOME/{theirs}" 2>/dev/null || echo absent') == (0, "absent\n")
+            assert run(ca, f'cat ~/{theirs}') == (0, "mine\n")
+        assert not (host_home / theirs).exists()
+    finally:
+        marker.unlink()
+        (host_home / theirs).unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("isolate", MODES)
 def test_authorized_keys_decide_who_logs_in(make_host, key, keygen, isolate) -> None:
     host = make_host(isolate=isolate)
     other_path, other_pub = keygen("other")
