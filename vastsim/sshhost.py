@@ -23,17 +23,19 @@ container-like ``ps`` (sshd is PID 1); once the last process has gone, the mount
 Not root (or ``isolate=False``): there are no namespaces. sshd runs as the current user, and
 that is the only user who can log in (``SshHost.user``). /app and /work can't be bound, so
 sessions and onstart work in ``root/app`` and ``root/work`` directly, and get ``HOME`` set to
-``root/home`` (sshd's ``SetEnv`` comes after its own ``HOME``), so bash reads no host dotfile. ``APP_DIR`` and
-``WORK_DIR`` in their environment give those paths (``SshHost.app_dir``/``work_dir``; the
-instance record should advertise them). A small Python "reaper" (a child subreaper) stands where
-unshare stands as root: every process of the instance stays its descendant, which is how
-``kill``/``stop`` find them, and it reaps orphans. ``APP_DIR``/``WORK_DIR`` are set in
-namespace mode too (/app and /work), so clients can use them without knowing the mode.
+``root/home`` (sshd's ``SetEnv`` comes after its own ``HOME``), so bash reads no host dotfile.
+``APP_DIR`` and ``WORK_DIR`` in their environment give those paths (``SshHost.app_dir`` and
+``work_dir``; the instance record should advertise them). A small Python "reaper" (a child
+subreaper) stands where unshare stands as root: every process of the instance stays its
+descendant, which is how ``kill``/``stop`` find them, and it reaps orphans. ``APP_DIR`` and
+``WORK_DIR`` are set in namespace mode too (/app and /work), so clients can use them without
+knowing the mode.
 
-Files under ``root``: ``app/``, ``work/``, ``onstart.log``, and ``ssh/`` with the host key (made
-once, kept across boots), ``authorized_keys``, ``sshd_config`` (0600: it holds the session
-environment, kept off the command line where ``ps`` shows it), ``sshd.log``, ``sshd.pid`` and
-``leader`` (pids of a running boot, so a restarted vastsim can still kill it).
+Files under ``root``: ``app/``, ``work/``, ``tmp/``, ``home/``, ``onstart.log``, and ``ssh/``
+with the host key (made once, kept across boots), ``authorized_keys``, ``sshd_config`` (0600:
+it holds the session environment, kept off the command line where ``ps`` shows it),
+``sshd.log``, ``sshd.pid`` and ``leader`` (pids of a running boot, so a restarted vastsim can
+still kill it).
 
 The sshd is /usr/sbin/sshd, or the absolute path in ``$VASTSIM_SSHD`` (tests use it for an
 sshd that fails). ``check_tools`` runs before vastsim serves: without sshd or ssh-keygen it
@@ -193,8 +195,8 @@ class SshHost:
         for d in (self.root / "app", self.root / "work"):
             d.mkdir(parents=True, exist_ok=True)
         (self.root / "tmp").mkdir(exist_ok=True)
-        (self.root / "tmp").chmod(0o1777)
-        (self.root / "home").mkdir(mode=0o700, exist_ok=True)  # a container's own /tmp, gone with the instance
+        (self.root / "tmp").chmod(0o1777)  # a container's own /tmp, gone with the instance
+        (self.root / "home").mkdir(mode=0o700, exist_ok=True)
         self.ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not self.host_key.exists():
             _run([SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C",
