@@ -1,10 +1,10 @@
 """Upload a source tree to the instance's app dir, sending only what changed.
 
-What is sent: git's view of the tree when ``src`` is in a git work tree (tracked files plus
-untracked ones that are not ignored), else every file; minus ``src/.vastignore`` (gitignore
-syntax); never ``.git/``. Exec bits are kept. Symlinks are sent as symlinks and never followed
-when reading, so a link to /etc/passwd uploads the link, not the file; where a link points is
-not checked (it is the user's tree, and the link only resolves on the instance).
+What is sent is remote/selection.py's: git's view of the tree when ``src`` is in a git work
+tree, else every file; minus ``src/.vastignore``; never ``.git/``. Exec bits are kept.
+Symlinks are sent as symlinks and never followed when reading, so a link to /etc/passwd
+uploads the link, not the file; where a link points is not checked (it is the user's tree,
+and the link only resolves on the instance).
 
 How: one remote session lists DEST (``find -printf``: size, mtime, mode, link target; GNU
 find, as on vast's images: a find without -printf lists nothing, so everything is sent), reads
@@ -30,14 +30,10 @@ what ``auto`` falls back to when the instance has no tar. See choose_method() fo
 
 from __future__ import annotations
 
-import os
-import re
 import shlex
 import shutil
-import stat
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -52,17 +48,14 @@ import paramiko
 from remote.errors import SshError, SyncError, SyncSourceError, tail
 from remote.openssh import rsync_rsh, ssh_argv
 from remote.progress import Progress
+from remote.selection import FS_ENCODING, FS_ERRORS, MANIFEST, LocalFile, select_files
 from remote.ssh import STALL_TIMEOUT_S, Connection, Target, ssh_errors
+from remote.tarwrite import EMPTY_TAR, TAR_BUFFER, write_tar
 
-IGNORE_FILE = ".vastignore"
-MANIFEST = ".vast-gpu-sync"
 MANIFEST_HEADER = "vast-gpu-sync manifest 1"
 LISTING_END = b"\0\0vast-gpu-sync listing end\0"
 METHODS = ("auto", "tar", "tar-ssh", "tar-paramiko", "rsync")
-TAR_BUFFER = 256 * 1024
 SEND_SLICE = 256 * 1024
-FS_ENCODING = "utf-8"
-FS_ERRORS = "surrogateescape"  # names that are not UTF-8 still round-trip as bytes
 
 
 @dataclass(frozen=True)
@@ -83,17 +76,6 @@ class SyncResult:
         return (f"{self.files_sent} files sent ({self.bytes_sent / 1e6:.1f} MB), "
                 f"{self.deleted} deleted, {self.unchanged} unchanged, {self.seconds:.1f} s "
                 f"({self.method})")
-
-
-@dataclass(frozen=True)
-class LocalFile:
-    """A file or symlink to sync; ``path`` is relative to src, with ``/`` separators."""
-
-    path: str
-    size: int
-    mtime: int
-    mode: int
-    link: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,193 +103,6 @@ class Plan:
     unchanged: int
     manifest: list[str] | None
     """The new manifest when it differs from the remote one, else None."""
-
-
-# --- selection -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Rule:
-    regex: re.Pattern[str]
-    negate: bool
-    dir_only: bool
-
-
-class IgnoreRules:
-    """gitignore-style patterns: ``*``, ``?``, ``[...]``, ``**``, trailing ``/`` for dirs only,
-    a ``/`` at the start or in the middle anchors to the root, ``!`` re-includes; the last
-    matching pattern wins, and nothing inside an excluded directory can be re-included."""
-
-    def __init__(self, lines: Iterable[str]) -> None:
-        self.rules = [rule for line in lines if (rule := _compile(line)) is not None]
-        self._dirs: dict[str, bool] = {}
-
-    @classmethod
-    def from_file(cls, path: Path) -> IgnoreRules:
-        try:
-            text = path.read_text(encoding=FS_ENCODING, errors=FS_ERRORS)
-        except FileNotFoundError:
-            return cls([])
-        except OSError as exc:
-            raise SyncSourceError(path, f"cannot read: {exc}") from exc
-        return cls(text.splitlines())
-
-    def ignored(self, path: str, *, is_dir: bool = False) -> bool:
-        """Whether ``path`` (relative, ``/``-separated) is excluded, directly or by a parent."""
-        if not self.rules:
-            return False
-        parts = path.split("/")
-        for i in range(1, len(parts)):
-            if self.dir_ignored("/".join(parts[:i])):
-                return True
-        return self._match(path, is_dir)
-
-    def dir_ignored(self, path: str) -> bool:
-        """The directory itself matches (parents not checked; callers walk top-down)."""
-        cached = self._dirs.get(path)
-        if cached is None:
-            cached = self._dirs[path] = self._match(path, True)
-        return cached
-
-    def _match(self, path: str, is_dir: bool) -> bool:
-        result = False
-        for rule in self.rules:
-            if rule.dir_only and not is_dir:
-                continue
-            if rule.regex.fullmatch(path):
-                result = not rule.negate
-        return result
-
-
-def _compile(line: str) -> _Rule | None:
-    line = re.sub(r"(?<!\\)\s+$", "", line)  # trailing spaces, unless escaped
-    if not line or line.startswith("#"):
-        return None
-    negate = line.startswith("!")
-    if negate:
-        line = line[1:]
-    dir_only = line.endswith("/")
-    line = line.rstrip("/")
-    if not line:
-        return None
-    anchored = "/" in line
-    line = line.lstrip("/")
-    parts = line.split("/")
-    out = []
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if part == "**":
-            out.append(".*" if last else "(?:.*/)?")
-        else:
-            out.append(_segment(part) + ("" if last else "/"))
-    regex = "".join(out)
-    if not anchored:
-        regex = "(?:.*/)?" + regex
-    return _Rule(re.compile(regex, re.DOTALL), negate, dir_only)
-
-
-def _segment(part: str) -> str:
-    """One path segment of a pattern as a regex: wildcards never cross a ``/``."""
-    out, i = [], 0
-    while i < len(part):
-        c = part[i]
-        if c == "\\" and i + 1 < len(part):
-            out.append(re.escape(part[i + 1]))
-            i += 2
-            continue
-        if c == "*":
-            while i + 1 < len(part) and part[i + 1] == "*":
-                i += 1
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[" and (end := part.find("]", i + 2)) != -1:
-            body = part[i + 1:end]
-            if body[0] in "!^":
-                body = "^" + body[1:]
-            out.append("(?!/)[" + body.replace("\\", "\\\\") + "]")
-            i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "".join(out)
-
-
-def select_files(src: Path) -> list[LocalFile]:
-    """The files and symlinks of ``src`` to sync, sorted by path (see the module docstring)."""
-    src = Path(src)
-    if not src.is_dir():
-        raise SyncSourceError(src, "not a directory")
-    rules = IgnoreRules.from_file(src / IGNORE_FILE)
-    paths = _git_paths(src)
-    if paths is None:
-        paths = list(_walk(src, "", rules))
-    root = str(src)
-    out = []
-    for path in paths:
-        if _never_sent(path) or rules.ignored(path):
-            continue
-        entry = _local_entry(root, path)
-        if entry is None:  # tracked but deleted, or a gitlink: walk a submodule's files
-            if (src / path).is_dir() and not (src / path).is_symlink():
-                out.extend(e for p in _walk(src, path, rules) if (e := _local_entry(root, p)))
-            continue
-        out.append(entry)
-    return sorted(out, key=lambda e: e.path)
-
-
-def _never_sent(path: str) -> bool:
-    return ".git" in path.split("/") or path in (MANIFEST, MANIFEST + ".tmp")
-
-
-def _git_paths(src: Path) -> list[str] | None:
-    """git's list of tracked + untracked-not-ignored files under src; None outside git."""
-    if shutil.which("git") is None:
-        return None
-    listed = subprocess.run(
-        ["git", "-C", str(src), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        capture_output=True,
-    )
-    if listed.returncode != 0:
-        err = listed.stderr.decode(errors="replace").strip()
-        if "not a git repository" in err or "outside repository" in err:
-            return None
-        raise SyncSourceError(src, f"`git ls-files` failed: {err}")
-    names = listed.stdout.decode(FS_ENCODING, FS_ERRORS).split("\0")
-    return list(dict.fromkeys(n for n in names if n))  # a conflicted file is listed per stage
-
-
-def _walk(src: Path, rel: str, rules: IgnoreRules) -> Iterator[str]:
-    """Every file and symlink under src/rel, never following links, pruning ignored dirs."""
-    try:
-        entries = list(os.scandir(src / rel if rel else src))
-    except OSError as exc:
-        raise SyncSourceError(src / rel, f"cannot list: {exc}") from exc
-    for entry in entries:
-        path = f"{rel}/{entry.name}" if rel else entry.name
-        if entry.name == ".git":
-            continue
-        if entry.is_dir(follow_symlinks=False):
-            if not rules.dir_ignored(path):
-                yield from _walk(src, path, rules)
-        elif entry.is_file(follow_symlinks=False) or entry.is_symlink():
-            yield path
-
-
-def _local_entry(root: str, path: str) -> LocalFile | None:
-    full = os.path.join(root, path)
-    try:
-        st = os.lstat(full)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise SyncSourceError(full, f"cannot stat: {exc}") from exc
-    mtime = st.st_mtime_ns // 1_000_000_000
-    if stat.S_ISLNK(st.st_mode):
-        return LocalFile(path, 0, mtime, 0o777, os.readlink(full))
-    if stat.S_ISREG(st.st_mode):
-        return LocalFile(path, st.st_size, mtime, stat.S_IMODE(st.st_mode))
-    return None
 
 
 # --- what the instance has -------------------------------------------------------------------
@@ -448,7 +243,7 @@ def sync(conn: Connection, src: Path, dest: str, *, method: str = "auto", progre
         _check_tools(t, chosen, state.tools, _local_tools())
         manifest = [] if plan.manifest is None else [(MANIFEST, render_manifest(plan.manifest))]
         if plan.delete or "tar" not in state.tools:  # this session cannot take the upload
-            session.finish(b"" if "tar" not in state.tools else _EMPTY_TAR)
+            session.finish(b"" if "tar" not in state.tools else EMPTY_TAR)
             session = None
             if plan.delete:
                 _delete(conn, dest, plan.delete)
@@ -474,7 +269,7 @@ def sync(conn: Connection, src: Path, dest: str, *, method: str = "auto", progre
                         write_tar(session.writer(), src, [], None, extra=manifest)
                         session.finish()
                     else:
-                        session.finish(_EMPTY_TAR)
+                        session.finish(EMPTY_TAR)
                     session = None
                 if plan.send and chosen == "rsync":
                     _upload_rsync(t, src, dest, plan.send, shown, doing)
@@ -648,87 +443,6 @@ def _delete(conn: Connection, dest: str, paths: list[str]) -> None:
 def _tar_command(dest: str) -> str:
     d = shlex.quote(dest)
     return f"mkdir -p -- {d} && cd -- {d} && {extract_command()}"
-
-
-def write_tar(out: IO[bytes], src: Path, files: list[LocalFile], progress: Progress | None,
-              *, extra: Iterable[tuple[str, bytes]] = ()) -> None:
-    """Stream ``extra`` (name, content) members, then ``files``, as a GNU tar into ``out``:
-    owned by root, mtimes in whole seconds, links as links. Each file is opened without
-    following links and described by fstat, so its header matches what is read. tarfile
-    makes the headers; the stream is assembled here, as tarfile's own stream mode costs
-    several times more CPU per small file."""
-    buf = bytearray()
-    written = 0
-
-    def flush(at_least: int = TAR_BUFFER) -> None:
-        nonlocal written
-        if len(buf) >= at_least:
-            out.write(bytes(buf))
-            written += len(buf)
-            buf.clear()
-
-    def add(info: tarfile.TarInfo, data: bytes = b"") -> None:
-        buf.extend(info.tobuf(tarfile.GNU_FORMAT, FS_ENCODING, FS_ERRORS))
-        buf.extend(data)
-        flush()
-
-    for name, content in extra:
-        info = _tarinfo(name)
-        info.size, info.mode, info.mtime = len(content), 0o644, int(time.time())
-        add(info, content + _padding(len(content)))
-    for f in files:
-        info = _tarinfo(f.path)
-        if f.link is not None:
-            info.type, info.linkname, info.mode, info.mtime = (
-                tarfile.SYMTYPE, f.link, 0o777, f.mtime)
-            add(info)
-        else:
-            full = os.path.join(src, f.path)
-            try:
-                fd = os.open(full, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-            except FileNotFoundError:
-                continue  # deleted since the listing; the next sync deletes it remotely
-            except OSError as exc:
-                raise SyncSourceError(full, f"cannot read: {exc}") from exc
-            with os.fdopen(fd, "rb") as fh:
-                st = os.fstat(fd)
-                if not stat.S_ISREG(st.st_mode):
-                    continue
-                info.size, info.mode = st.st_size, stat.S_IMODE(st.st_mode)
-                info.mtime = st.st_mtime_ns // 1_000_000_000
-                add(info)
-                left = info.size
-                while left:
-                    chunk = fh.read(min(left, TAR_BUFFER))
-                    if not chunk:  # it shrank while we read: zeros, and its mtime changed,
-                        chunk = b"\0" * min(left, TAR_BUFFER)  # so the next sync resends it
-                    left -= len(chunk)
-                    buf.extend(chunk)
-                    flush()
-                buf.extend(_padding(info.size))
-        if progress is not None:
-            progress.advance(1, info.size)
-    buf.extend(b"\0" * (2 * tarfile.BLOCKSIZE))  # end of archive
-    buf.extend(b"\0" * (-(written + len(buf)) % tarfile.RECORDSIZE))
-    flush(0)
-
-
-def _padding(size: int) -> bytes:
-    return b"\0" * (-size % tarfile.BLOCKSIZE)
-
-
-def _tarinfo(name: str) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.uid = info.gid = 0
-    info.uname = info.gname = "root"
-    return info
-
-
-def _empty_tar() -> bytes:
-    return b"\0" * tarfile.RECORDSIZE
-
-
-_EMPTY_TAR = _empty_tar()
 
 
 class _ChannelWriter:

@@ -24,9 +24,8 @@ from providers.errors import SelectionError
 from remote.batch import BatchResult, Task
 from remote.errors import KeyPairError
 from remote.keys import find_key_pair
+from remote.selection import select_files
 from remote.shell import interactive_shell
-from remote.sync import select_files
-from tools.pulumi_env import is_local_stack
 from workflow.connect import readable_key, target_for
 from workflow.console import safe, safe_std_streams, say
 from workflow.errors import OptionError, TasksFailed
@@ -34,6 +33,7 @@ from workflow.jobs import check_job, remember_job
 from workflow.outputs import parse_outputs
 from workflow.paths import WORK_REMOTE, pulled_dir
 from workflow.pulumi import Stack
+from workflow.pulumi_env import is_local_stack
 from workflow.recovery import MAX_LOST, ON_LOST, work
 from workflow.report import RunReport
 from workflow.search import selection_for, summary

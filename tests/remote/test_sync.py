@@ -17,21 +17,18 @@ import remote.sync
 from providers.api import VastClient
 from remote.errors import SyncError
 from remote.progress import Progress
+from remote.selection import MANIFEST, IgnoreRules, LocalFile, select_files
 from remote.ssh import Connection, Target, login_probe
 from remote.sync import (
-    MANIFEST,
-    IgnoreRules,
-    LocalFile,
     RemoteFile,
     RemoteState,
     choose_method,
     make_plan,
     parse_manifest,
     render_manifest,
-    select_files,
     sync,
-    write_tar,
 )
+from remote.tarwrite import write_tar
 from vastsim.testing import VastSim
 
 METHODS = ("tar-paramiko", "tar-ssh", "rsync")
