@@ -1,10 +1,12 @@
 """How fast `inv pull` is next to `rsync -a` and `scp -r` over the same sshd, on the same data.
 
-Run: ``.venv/bin/python -m bench.pull_bench [--mb 1024] [--small 200] [--runs 1] [--link wan]
-[--no-scp]``. It starts a vastsim, rents one instance, fills its /work with one big random file
-plus small files, then for each method pulls /work into an empty local dir and times it: our
-pull (system ssh, and the paramiko fallback), ``rsync -a`` and ``scp -r`` with the same ssh
-options, and a raw ``ssh cat`` of the big file as the limit of the link. Every time includes
+Run: ``.venv/bin/python -m bench.pull_bench [--mb 1024] [--big-files 1] [--small 200]
+[--runs 1] [--link wan] [--no-scp]``. It starts a vastsim, rents one instance, fills its /work
+with random big data (``--mb`` MiB in ``--big-files`` files) plus small files, then for each
+method pulls /work into an empty local dir and times it: our pull (system ssh with as many
+streams as it chooses, the same held to one stream, and the paramiko fallback), ``rsync -a``
+and ``scp -r`` with the same ssh options, and a raw ``ssh cat`` of the big data as the limit of
+one stream over the link. Every time includes
 starting the connection (our paramiko connect as well as ssh's). Dirty pages are flushed before
 each timing and the order of the methods rotates from run to run. The median of the runs is
 printed with MB/s and the ratio to rsync. Local copies are deleted after each run; the instance
@@ -36,10 +38,12 @@ from vastsim.testing import VastSim
 MB = 1_000_000
 
 
-def fill_work(t: Target, mb: int, small: int) -> int:
-    """One big random file and `small` 4 KB files in 10 dirs; the total bytes."""
+def fill_work(t: Target, mb: int, files: int, small: int) -> int:
+    """`mb` MiB of random data in `files` files, `small` 4 KB files in 10 dirs; total bytes."""
+    each = mb * 1024 * 1024 // files
     with Connection(t) as conn:
-        conn.run(f"head -c {mb * 1024 * 1024} /dev/urandom > /work/big.bin && cd /work && "
+        conn.run(f"for i in $(seq 1 {files}); do head -c {each} /dev/urandom > /work/big$i.bin; "
+                 "done && cd /work && "
                  f"for i in $(seq 1 {small}); do d=small/d$((i % 10)); mkdir -p $d; "
                  "head -c 4096 /dev/urandom > $d/f$i; done")
         return int(conn.run("du -sb --apparent-size /work").stdout.split()[0])
@@ -49,11 +53,12 @@ def methods(t: Target) -> dict[str, Callable[[Path], None]]:
     rsh = rsync_rsh(t)
     remote = f"{t.user}@{t.host}:/work"
 
-    def ours(via: str) -> Callable[[Path], None]:
+    def ours(via: str, streams: int | None = None) -> Callable[[Path], None]:
         def run(dest: Path) -> None:
             with Connection(t) as conn:
-                result = pull(conn, local_dir=dest, via=via, log=io.StringIO())
+                result = pull(conn, local_dir=dest, via=via, log=io.StringIO(), streams=streams)
             assert result.via == via and not result.refused, result
+            used[via if streams is None else f"{via}, {streams}"] = result.streams
         return run
 
     def command(argv: list[str], stdout: Path | None = None) -> Callable[[Path], None]:
@@ -65,22 +70,28 @@ def methods(t: Target) -> dict[str, Callable[[Path], None]]:
         return run
 
     def cat(dest: Path) -> None:
-        command(ssh_argv(t, "cat /work/big.bin"), dest / "big.bin")(dest)
+        command(ssh_argv(t, "cat /work/big*.bin"), dest / "big.bin")(dest)
 
     return {
         "ours (ssh)": ours("ssh"),
+        "ours (ssh, 1 stream)": ours("ssh", 1),
         "ours (paramiko)": ours("paramiko"),
         "rsync -a": command(["rsync", "-a", "-e", rsh, f"{remote}/", "DEST/"]),
         "rsync -az": command(["rsync", "-az", "-e", rsh, f"{remote}/", "DEST/"]),
         "scp -r": command(["scp", "-q", "-r", "-p", *ssh_options(t), "-P", str(t.port),
                            f"{remote}/.", "DEST/"]),
-        "ssh cat big.bin (limit)": cat,
+        "ssh cat big*.bin (limit)": cat,
     }
+
+
+used: dict[str, int] = {}
+"""Streams each of our methods used in its last run."""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--mb", type=int, default=1024, help="size of the big file, MiB")
+    parser.add_argument("--mb", type=int, default=1024, help="size of the big data, MiB")
+    parser.add_argument("--big-files", type=int, default=1, help="files the big data is in")
     parser.add_argument("--small", type=int, default=200, help="number of 4 KB files")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--no-scp", action="store_true",
@@ -98,13 +109,15 @@ def main() -> None:
         with (VastSim(work / "sim") as sim,
               BenchInstance(sim, key, "pull", disk=60) as inst,
               through(args.link, inst.target(work / "known_hosts"), work) as (t, _link)):
-            total = fill_work(inst.target(work / "known_hosts"), args.mb, args.small)
+            total = fill_work(inst.target(work / "known_hosts"), args.mb, args.big_files,
+                              args.small)
             with Connection(t) as conn:  # pins the link's host:port for ssh, rsync and scp
                 conn.run("true")
             where = f"the {args.link} link: {PROFILES[args.link].describe()}" if args.link \
                 else "direct"
-            print(f"/work: {total / MB:.0f} MB ({args.mb} MiB file + {args.small} small "
-                  f"files); {args.runs} run(s) each; sshd {t.host}:{t.port} ({where})")
+            print(f"/work: {total / MB:.0f} MB ({args.mb} MiB in {args.big_files} file(s) + "
+                  f"{args.small} small files); {args.runs} run(s) each; sshd {t.host}:{t.port} "
+                  f"({where})")
             runners = methods(t)
             if args.no_scp:
                 del runners["scp -r"]
@@ -119,6 +132,7 @@ def main() -> None:
                     times[name].append(time.monotonic() - start)
                     shutil.rmtree(dest)
             report(times, total, args.mb * 1024 * 1024)  # before the teardown, which can fail
+            print("streams used: " + ", ".join(f"{k} {v}" for k, v in used.items()))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

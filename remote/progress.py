@@ -8,6 +8,7 @@ visible. Both end with one summary line from finish().
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import TextIO
 
@@ -39,16 +40,18 @@ class Progress:
         self._last_draw = self._start
         self._drawn_width = 0
         self._finished = False
+        self._lock = threading.Lock()  # a parallel pull's streams advance it at once
 
     def advance(self, files: int = 0, nbytes: int = 0) -> None:
         """Count work done; redraws only when the last draw is old enough, so it is cheap to
         call per file or per chunk."""
-        self.files += files
-        self.nbytes += nbytes
-        now = time.monotonic()
-        if now - self._last_draw >= self._every:
-            self._last_draw = now
-            self._draw(self._line(now))
+        with self._lock:
+            self.files += files
+            self.nbytes += nbytes
+            now = time.monotonic()
+            if now - self._last_draw >= self._every:
+                self._last_draw = now
+                self._draw(self._line(now))
 
     def finish(self) -> None:
         """The summary line: "<label>: N files, X MB in T s (R MB/s)". Idempotent."""

@@ -28,9 +28,11 @@ The bytes come through the system `ssh` client when there is one, with the host 
 the known_hosts file Connection keeps; it is started before the listing so its login overlaps
 it. paramiko moves every packet through Python and measured about half as fast (bench/
 pull_bench.py), so it is the fallback: if the ssh client cannot connect, the same stream comes
-over the Connection (remote/tarsource.py). The stream is unpacked by remote/tarstream.py's
-TarReader rather than tarfile's stream mode, whose extra copies made unpacking about 1.7 times
-slower (measured on a 256 MiB file).
+over the Connection (remote/tarsource.py). Over a long round trip with much to fetch, the
+files are dealt to a few such streams at once, one ssh client each (remote/pullstreams.py):
+one SSH channel's window, not the link, is then the limit. Each stream is unpacked by
+remote/tarstream.py's TarReader rather than tarfile's stream mode, whose extra copies made
+unpacking about 1.7 times slower (measured on a 256 MiB file).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import shlex
 import shutil
 import sys
 import tarfile
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -61,6 +64,7 @@ from remote.pullpaths import (
     safe_relpath,
     temp_name,
 )
+from remote.pullstreams import deal, round_trip, stream_count
 from remote.ssh import STALL_TIMEOUT_S, Connection
 from remote.tarsource import ParamikoSource, Source, SshSource
 from remote.tarstream import TarReader
@@ -95,28 +99,38 @@ class PullResult:
     """Fetched, but changed on the instance while it was read: kept as sent."""
     via: str = ""
     """"ssh" (system client), "paramiko", or "" when nothing needed fetching."""
+    streams: int = 0
+    """Tar streams the files came over (remote/pullstreams.py); 0 when nothing was fetched."""
     seconds: float = 0.0
 
 
 def pull(
     conn: Connection, remote_dir: str = "/work", *, local_dir: Path, via: str = "auto",
     log: TextIO = sys.stderr, tty: bool | None = None, stall_s: float = STALL_TIMEOUT_S,
+    streams: int | None = None,
 ) -> PullResult:
     """Copy remote_dir's contents into local_dir (created if missing). `via`: "auto" (system
-    ssh, else paramiko), "ssh" or "paramiko". A listing or stream that sends nothing for
-    stall_s is a PullError, and its remote process group is killed."""
+    ssh, else paramiko), "ssh" or "paramiko". `streams`: how many ssh-client streams at most
+    (None: as the round trip and the bytes call for, remote/pullstreams.py). A listing or
+    stream that sends nothing for stall_s is a PullError, and its remote process group is
+    killed."""
     if via not in ("auto", "ssh", "paramiko"):
         raise ValueError(f"via must be 'auto', 'ssh' or 'paramiko', got {via!r}")
-    return _Pull(conn, remote_dir, local_dir, log, tty, stall_s).run(via)
+    if streams is not None and streams < 1:
+        raise ValueError(f"streams must be at least 1, got {streams}")
+    return _Pull(conn, remote_dir, local_dir, log, tty, stall_s, streams).run(via)
 
 
 class _Pull:
     def __init__(
         self, conn: Connection, remote_dir: str, local_dir: Path, log: TextIO, tty: bool | None,
-        stall_s: float,
+        stall_s: float, streams: int | None,
     ) -> None:
         self.conn = conn
         self.stall_s = stall_s
+        self.streams = streams
+        self.lock = threading.Lock()
+        """Guards what the streams of a parallel pull share: the result, the record, the log."""
         self.run_id = uuid.uuid4().hex[:12]
         """Names the pid files the remote tar and find write, so a stalled one can be killed."""
         self.remote_dir = remote_dir
@@ -138,8 +152,9 @@ class _Pull:
         self.log.flush()
 
     def refuse(self, path: str, reason: str) -> None:
-        self.result.refused.append((path, reason))
-        self.warn(f"refusing {path!r}: {reason}")
+        with self.lock:
+            self.result.refused.append((path, reason))
+            self.warn(f"refusing {path!r}: {reason}")
 
     def pidfile(self, what: str) -> str:
         return f"{PID_DIR}/pull-{self.run_id}-{what}.pid"
@@ -284,13 +299,19 @@ class _Pull:
             if early is not None:
                 try:
                     self.result.via = "ssh"
-                    self.fetch(wanted, progress, early, ssh=True)
+                    groups = deal(wanted, self.stream_count(wanted))
+                    self.result.streams = len(groups)
+                    if len(groups) == 1:
+                        self.fetch(wanted, progress, early, ssh=True)
+                    else:
+                        self.fetch_parallel(groups, progress, early)
                     return
                 except _SshClientFailed as exc:
                     if via == "ssh":
                         raise self.error(f"the ssh client failed: {exc}") from exc
                     self.log.write(f"note: pull: system ssh failed ({exc}); using paramiko\n")
             self.result.via = "paramiko"
+            self.result.streams = 1
             rest = {r: e for r, e in wanted.items() if r not in self.sent}
             try:  # the link that broke the ssh client's stream may have broken this one too
                 command = self.tracked(tar_command(self.remote_dir), "tar")
@@ -301,10 +322,59 @@ class _Pull:
         finally:
             progress.finish()
 
+    def stream_count(self, wanted: Mapping[str, Entry]) -> int:
+        """The streams asked for, else as many as the round trip and the bytes call for (the
+        round trip is measured only when the bytes could use more than one)."""
+        sizes = [e.size for e in wanted.values()]
+        if self.streams is not None:
+            return self.streams
+        if stream_count(sizes, float("inf")) == 1:
+            return 1
+        return stream_count(sizes, round_trip(self.conn))
+
+    def fetch_parallel(
+        self, groups: list[dict[str, Entry]], progress: Progress, early: Source,
+    ) -> None:
+        """A stream per group, each its own ssh client (the early one carries the first), all
+        read at once; the first failure is raised once every stream has ended."""
+        sources: list[Source] = [early]
+        failures: list[BaseException | None] = [None] * len(groups)
+
+        def carry(i: int) -> None:
+            try:
+                self.fetch(groups[i], progress, sources[i], ssh=True, what=f"tar{i or ''}")
+            except BaseException as exc:  # raised in the caller's thread below
+                failures[i] = exc
+
+        workers = []
+        try:
+            for i in range(1, len(groups)):
+                sources.append(SshSource(self.conn.target,
+                                         self.tracked(tar_command(self.remote_dir), f"tar{i}")))
+            for i in range(len(groups)):
+                workers.append(threading.Thread(target=carry, args=(i,), daemon=True))
+                workers[-1].start()
+            for worker in workers:
+                worker.join()
+        except BaseException:  # Ctrl-C: end every stream, then let the threads see it
+            for source in sources:
+                source.stop(0)
+            for worker in workers:
+                worker.join(KILL_TIMEOUT_S)
+            raise
+        for exc in failures:  # a pull error over a client that could not even log in
+            if exc is not None and not isinstance(exc, _SshClientFailed):
+                raise exc
+        for exc in failures:
+            if exc is not None:
+                raise exc
+
     def fetch(
         self, wanted: dict[str, Entry], progress: Progress, source: Source, *, ssh: bool,
+        what: str = "tar",
     ) -> None:
-        """One tar stream for `wanted`; each member checked, then written into place."""
+        """One tar stream for `wanted`; each member checked, then written into place. `what`
+        names its remote pid file."""
         source.send(b"".join(os.fsencode("./" + rel) + b"\0" for rel in wanted))
         source.watch_for_stall(self.stall_s)
         got_any = False
@@ -332,7 +402,7 @@ class _Pull:
             raise
         code, err = source.stop() if broken else source.finish()
         if source.stalled:
-            self.kill_remote("tar")
+            self.kill_remote(what)
             raise self.error(f"the stream stalled: nothing for {self.stall_s:.0f} s, "
                              f"{len(self.sent)} of {len(wanted)} file(s) fetched; the remote tar "
                              "was killed")
@@ -350,17 +420,20 @@ class _Pull:
                       f"instance meanwhile? (tar exited {code}: {tail(err)})")
 
     def keep(self, rel: str, kept: str) -> None:
-        self.result.kept.append((rel, kept))
-        self.log.write(f"note: pull: kept your {rel} as {kept}: the pull did not write it, "
-                       "and the instance's version now has its name\n")
+        with self.lock:
+            self.result.kept.append((rel, kept))
+            self.log.write(f"note: pull: kept your {rel} as {kept}: the pull did not write it, "
+                           "and the instance's version now has its name\n")
 
     def note_sent(self, rel: str, member: tarfile.TarInfo, entry: Entry) -> None:
-        self.record[rel] = (member.size, int(member.mtime))
-        self.sent[rel] = member.size
-        self.result.fetched.append(rel)
-        self.result.nbytes += member.size
+        with self.lock:
+            self.record[rel] = (member.size, int(member.mtime))
+            self.sent[rel] = member.size
+            self.result.fetched.append(rel)
+            self.result.nbytes += member.size
+            if member.size != entry.size:
+                self.result.changed.append(rel)
         if member.size != entry.size:
-            self.result.changed.append(rel)
             self.warn(f"{rel} changed on the instance during the pull (listed {entry.size} "
                       f"bytes, sent {member.size}); kept as sent, a rerun fetches it again")
 

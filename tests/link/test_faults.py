@@ -21,8 +21,9 @@ from bench.link import Link
 from remote import pullrecord
 from remote.errors import PullError, RemoteError, SyncError
 from remote.pull import pull
+from remote.selection import MANIFEST
 from remote.ssh import Connection, Target
-from remote.sync import MANIFEST, sync
+from remote.sync import sync
 
 pytestmark = [pytest.mark.sshd, pytest.mark.link]
 
@@ -174,6 +175,22 @@ def pull_setup(target: Target, home: Path) -> tuple[dict[str, str], Path]:
     return want, home / "pulled"
 
 
+def pull_under_way(via_link: Target, dest: Path, streams: int | None = None,
+                   ) -> Callable[[], BaseException | None]:
+    """A pull of /work/out started in a thread, once big.bin is partly written: its join."""
+    def fetch() -> None:
+        with Connection(via_link) as conn:
+            pull(conn, "/work/out", local_dir=dest, log=io.StringIO(), streams=streams)
+
+    def big_under_way() -> bool:
+        parts = list(dest.glob(".big.bin.*")) if dest.exists() else []
+        return any(p.stat().st_size > 1_000_000 for p in parts if p.exists())
+
+    join = in_thread(fetch)
+    until(big_under_way, "big.bin to be partly written")
+    return join
+
+
 def check_home(home: Path, dest: Path, want: dict[str, str], *, complete: bool) -> None:
     """No partial file anywhere; what is there is right; nothing else in home changed."""
     assert sorted(p.name for p in home.iterdir()) == ["mine.txt", "pulled"]
@@ -211,16 +228,7 @@ def test_pull_reset_mid_file_is_a_pull_error_and_a_rerun_completes(
     want, dest = pull_setup(target, home)
     link.toxic("bandwidth", stream="downstream", rate=3000)  # 14 MiB take about 5 s
 
-    def fetch() -> None:
-        with Connection(via_link) as conn:
-            pull(conn, "/work/out", local_dir=dest, log=io.StringIO())
-
-    def big_under_way() -> bool:
-        parts = list(dest.glob(".big.bin.*")) if dest.exists() else []
-        return any(p.stat().st_size > 1_000_000 for p in parts if p.exists())
-
-    join = in_thread(fetch)
-    until(big_under_way, "big.bin to be partly written")
+    join = pull_under_way(via_link, dest)
     link.toxic(kind, stream="downstream", **attrs)
     link.toxic(kind, stream="upstream", **attrs)
     raised = join()

@@ -1,0 +1,63 @@
+"""How many tar streams a pull uses, and which files each one carries.
+
+One SSH channel moves at most one window per round trip: OpenSSH's 2 MiB window allows about
+26 MB/s over an 80 ms round trip and 10 MB/s over 200 ms, whatever the link could carry
+(bench/pull_bench.py through `--link far` measured 8 MB/s on a 12.5 MB/s link). Where the
+round trip is long and there is much to fetch, the files are dealt to a few streams, each its
+own ssh client (its own TCP connection and window). On a LAN one stream already runs at disk
+or CPU speed, and more would only compete for the cores, so a short round trip keeps one.
+
+A stream carries whole files (each is still one tar member, checked as before), so the gain
+needs several files; one huge file goes in one stream.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TypeVar
+
+from remote.listing import Entry
+from remote.ssh import Connection, ssh_errors
+
+MAX_STREAMS = 4
+MIN_STREAM_BYTES = 16 << 20
+"""Below this much per stream the extra logins (4 round trips each) cost more than they gain."""
+PARALLEL_RTT_S = 0.01
+"""A round trip at least this long (10 ms: a LAN is well under a millisecond) may need streams."""
+
+E = TypeVar("E", bound=Entry)
+
+
+def stream_count(sizes: list[int], rtt_s: float | None) -> int:
+    """Streams worth opening for files of these sizes over this round trip (None: unknown)."""
+    if rtt_s is None or rtt_s < PARALLEL_RTT_S:
+        return 1
+    by_bytes = sum(sizes) // MIN_STREAM_BYTES
+    return max(1, min(MAX_STREAMS, len(sizes), by_bytes))
+
+
+def deal(wanted: Mapping[str, E], streams: int) -> list[dict[str, E]]:
+    """The files in `streams` groups of about equal bytes (largest first, each to the lightest
+    group); no group is empty, and each keeps the listing's order."""
+    streams = max(1, min(streams, len(wanted)))
+    loads = [0] * streams
+    owner: dict[str, int] = {}
+    for rel in sorted(wanted, key=lambda r: wanted[r].size, reverse=True):
+        lightest = loads.index(min(loads))
+        owner[rel] = lightest
+        loads[lightest] += wanted[rel].size
+    groups: list[dict[str, E]] = [{} for _ in range(streams)]
+    for rel, entry in wanted.items():
+        groups[owner[rel]][rel] = entry
+    return [g for g in groups if g]
+
+
+def round_trip(conn: Connection) -> float:
+    """One round trip over the open connection, in seconds: a global request sshd answers at
+    once (it declines the name), measured only when a pull has enough bytes to care."""
+    t = conn.target
+    with ssh_errors(t.host, t.port):
+        start = time.monotonic()
+        conn.transport.global_request("vast-gpu-rtt@vast-gpu", wait=True)
+        return time.monotonic() - start
