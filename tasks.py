@@ -25,8 +25,7 @@ from remote.errors import RemoteError
 from remote.pull import pull as pull_dir
 from remote.shell import interactive_shell
 from remote.sync import sync as sync_tree
-from tools.pulumi_env import ROOT
-from vastsim.__main__ import DEFAULT_BOOT_SECONDS, DEFAULT_PORT, DEFAULT_STATE_DIR
+from vastsim.server import DEFAULT_BOOT_SECONDS, DEFAULT_PORT, DEFAULT_STATE_DIR
 from workflow import demo as demo_flow
 from workflow import oldscript
 from workflow.attach import attach_job, batch_status_lines, start_job
@@ -39,6 +38,7 @@ from workflow.jobs import check_job, default_job, job_for_pull
 from workflow.outputs import instance_id_of, parse_outputs
 from workflow.paths import pulled_dir
 from workflow.pulumi import Stack, selected_stack_or_none
+from workflow.pulumi_env import ROOT
 from workflow.search import offer_table, selection_for, summary
 from workflow.settings import stack_settings
 from workflow.source import source_for

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from tests.e2e.conftest import project_copy
 from tests.e2e.pgserver import PgServer
-from tools.pulumi_env import ROOT, pulumi_env
 from vastsim.testing import VastSim
+from workflow.pulumi_env import ROOT, pulumi_env
 
 STACK = "local-bench"
 

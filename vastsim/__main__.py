@@ -12,12 +12,8 @@ from pathlib import Path
 from vastsim.accounts import parse_date
 from vastsim.errors import VastSimError
 from vastsim.faults import FaultSpecError
-from vastsim.server import serve
+from vastsim.server import DEFAULT_BOOT_SECONDS, DEFAULT_PORT, DEFAULT_STATE_DIR, serve
 from vastsim.sshhost import SshHostError
-
-DEFAULT_PORT = 8765
-DEFAULT_STATE_DIR = Path(".vastsim")
-DEFAULT_BOOT_SECONDS = 5.0
 
 
 def parser() -> argparse.ArgumentParser:

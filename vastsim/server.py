@@ -22,6 +22,11 @@ from vastsim.api import make_server
 from vastsim.cloud import Cloud
 from vastsim.sshhost import check_tools
 
+DEFAULT_PORT = 8765
+DEFAULT_STATE_DIR = Path(".vastsim")
+DEFAULT_BOOT_SECONDS = 5.0
+"""How `python -m vastsim serve` and `inv sim` serve unless told otherwise."""
+
 DEFAULT_HOST = "127.0.0.1"
 
 

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from remote.batch import parse_tasks
-from tools.pulumi_env import ROOT
 from vastsim.testing import VastSim
 from workflow.deploy import DeployOptions, deploy
 from workflow.errors import TasksFailed, WorkflowError
 from workflow.paths import PROJECT_DIR
+from workflow.pulumi_env import ROOT
 
 DEMO_DIR = ROOT / "examples" / "demo"
 STATE_DIR = ROOT / ".vastsim" / "demo"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tools.pulumi_env import ROOT
+from workflow.pulumi_env import ROOT
 
 PROJECT_DIR = Path(os.environ.get("VAST_GPU_PROJECT") or ROOT).resolve()
 STACKS_DIR = PROJECT_DIR / "stacks"

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from tools.pulumi_env import pulumi_env
 from workflow.console import say
 from workflow.errors import PulumiError, StackTaken, WorkflowError
 from workflow.locks import locked_error, retry_contended
 from workflow.paths import PROJECT_DIR
+from workflow.pulumi_env import pulumi_env
 
 PROJECT = "vast-gpu"  # the name in Pulumi.yaml; labels carry it
 PROVIDER_MARK = "vast-gpu: "

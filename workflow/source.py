@@ -12,10 +12,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.pulumi_env import ROOT
 from workflow.errors import OptionError
 from workflow.paths import PROJECT_DIR, STACKS_DIR
 from workflow.pulumi import Stack
+from workflow.pulumi_env import ROOT
 from workflow.settings import raw_config
 
 STACK_SRC = "vast-gpu:src"

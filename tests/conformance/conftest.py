@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.pulumi_env import ROOT
 from vastsim.testing import VastSim
+from workflow.pulumi_env import ROOT
 
 REFEREE = ROOT / ".venv-referee"
 CLI = REFEREE / "bin" / "vastai"

@@ -9,8 +9,8 @@ import sys
 import uuid
 from pathlib import Path
 
-from tools.pulumi_env import ROOT, pulumi_env
 from vastsim.testing import VastSim
+from workflow.pulumi_env import ROOT, pulumi_env
 
 
 class Inv:

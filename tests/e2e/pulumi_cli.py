@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tools.pulumi_env import ROOT, pulumi_env
+from workflow.pulumi_env import ROOT, pulumi_env
 
 DEFAULT_TIMEOUT = 240.0
 

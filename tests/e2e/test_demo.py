@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.e2e.conftest import require_pulumi
-from tools.pulumi_env import ROOT
+from workflow.pulumi_env import ROOT
 
 pytestmark = pytest.mark.e2e
 

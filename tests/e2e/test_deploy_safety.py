@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.inv_cli import Inv
-from tools.pulumi_env import ROOT
 from vastsim.testing import VastSim
 from workflow.errors import TeardownError
 from workflow.pulumi import Stack
+from workflow.pulumi_env import ROOT
 from workflow.teardown import DONE_LINE, teardown
 
 pytestmark = pytest.mark.e2e

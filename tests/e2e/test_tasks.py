@@ -13,8 +13,8 @@ import requests
 
 from providers.api import VastClient
 from tests.e2e.inv_cli import Inv
-from tools.pulumi_env import ROOT
 from vastsim.testing import VastSim
+from workflow.pulumi_env import ROOT
 
 pytestmark = pytest.mark.e2e
 

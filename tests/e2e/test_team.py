@@ -24,8 +24,8 @@ from tests.e2e.conftest import project_copy, require_pulumi
 from tests.e2e.inv_cli import Inv
 from tests.e2e.pgserver import PgServer
 from tests.e2e.test_vast_instance import kill_tree
-from tools.pulumi_env import pulumi_env
 from vastsim.testing import VastSim
+from workflow.pulumi_env import pulumi_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 

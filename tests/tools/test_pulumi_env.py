@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tools import pulumi_env as pe
+from workflow import pulumi_env as pe
 
 CLEAN = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tools.pulumi_env import ROOT
+from workflow.pulumi_env import ROOT
 
 SCRIPT = ROOT / "tools" / "referee-venv.sh"
 STAMP = ".venv-referee/.installed-requirements.txt"

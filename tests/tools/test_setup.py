@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from tools.pulumi_env import ROOT
+from workflow.pulumi_env import ROOT
 
 SYSTEM_DEPS = ROOT / "tools" / "system-deps.sh"
 BASH = shutil.which("bash") or "/bin/bash"

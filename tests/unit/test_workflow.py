@@ -12,12 +12,12 @@ from providers.cost import estimate
 from providers.labels import Tag, full_label, parse_tag, resource_tag
 from providers.offers import Candidate
 from remote.batch import parse_tasks
-from tools.pulumi_env import ROOT
 from workflow.connect import target_for
 from workflow.deploy import DeployOptions, plan, settings_from
 from workflow.errors import OptionError, OutputsError
 from workflow.outputs import instance_id_of, parse_outputs
 from workflow.pulumi import Stack
+from workflow.pulumi_env import ROOT
 from workflow.search import offer_table
 from workflow.source import Source, source_for
 from workflow.stacks import StackScan, urn_names
