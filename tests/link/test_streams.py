@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.sshd, pytest.mark.link]
 BIG_FILES = """
 set -e
 mkdir -p /work/many
-for i in 1 2 3 4; do head -c 12582912 /dev/urandom > /work/many/part$i.bin; done
+for i in 1 2 3 4; do head -c 12582912 /dev/urandom > /work/many/chunk$i.bin; done
 """
 
 
