@@ -37,7 +37,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,9 +50,9 @@ from remote.openssh import rsync_rsh, ssh_argv
 from remote.progress import Progress
 from remote.selection import FS_ENCODING, FS_ERRORS, MANIFEST, LocalFile, select_files
 from remote.ssh import STALL_TIMEOUT_S, Connection, Target, ssh_errors
+from remote.syncplan import make_plan, parse_state, render_manifest
 from remote.tarwrite import EMPTY_TAR, TAR_BUFFER, write_tar
 
-MANIFEST_HEADER = "vast-gpu-sync manifest 1"
 LISTING_END = b"\0\0vast-gpu-sync listing end\0"
 METHODS = ("auto", "tar", "tar-ssh", "tar-paramiko", "rsync")
 SEND_SLICE = 256 * 1024
@@ -78,33 +78,6 @@ class SyncResult:
                 f"({self.method})")
 
 
-@dataclass(frozen=True)
-class RemoteFile:
-    """One entry of DEST's listing: ``kind`` is find's %y (f, l)."""
-
-    kind: str
-    size: int
-    mtime: int
-    mode: int
-    link: str = ""
-
-
-@dataclass(frozen=True)
-class RemoteState:
-    tools: frozenset[str]
-    files: dict[str, RemoteFile]
-    manifest: frozenset[str]
-
-
-@dataclass(frozen=True)
-class Plan:
-    send: list[LocalFile]
-    delete: list[str]
-    unchanged: int
-    manifest: list[str] | None
-    """The new manifest when it differs from the remote one, else None."""
-
-
 # --- what the instance has -------------------------------------------------------------------
 
 
@@ -128,70 +101,6 @@ def _state_command(dest: str) -> str:
 def extract_command() -> str:
     """What unpacks the upload on the instance, in DEST."""
     return "tar -xpf -"
-
-
-def parse_state(raw: bytes) -> RemoteState:
-    """Parse _state_command's output (without LISTING_END): tools, a blank field, find's
-    records (two fields each), a blank field, then the manifest. A find that cannot -printf
-    (busybox) lists nothing, so everything is sent."""
-    fields = raw.decode(FS_ENCODING, FS_ERRORS).split("\0")
-    i = 0
-    tools = set()
-    while i < len(fields) and fields[i]:
-        tools.add(fields[i])
-        i += 1
-    i += 1
-    files: dict[str, RemoteFile] = {}
-    while i + 1 < len(fields) and fields[i]:
-        record, link = fields[i], fields[i + 1]
-        i += 2
-        try:
-            kind, size, mtime, mode, path = record.split(" ", 4)
-            files[path] = RemoteFile(kind, int(size), int(mtime.partition(".")[0]), int(mode, 8),
-                                     link)
-        except ValueError:
-            continue  # not ours to judge: that file is simply sent again
-    i += 1
-    manifest = parse_manifest("\0".join(fields[i:]))
-    return RemoteState(frozenset(tools), files, manifest)
-
-
-def parse_manifest(text: str) -> frozenset[str]:
-    """The manifest's paths. Each ends with NUL, so the last field is empty unless the file
-    was cut short, and then it may be a truncated name: dropped either way. Anything that
-    could point outside DEST is dropped too."""
-    names = text.split("\0")
-    if len(names) < 2 or names[0] != MANIFEST_HEADER:
-        return frozenset()
-    return frozenset(n for n in names[1:-1] if n and _safe_relative(n))
-
-
-def render_manifest(paths: Iterable[str]) -> bytes:
-    return "".join(f"{p}\0" for p in [MANIFEST_HEADER, *paths]).encode(FS_ENCODING, FS_ERRORS)
-
-
-def _safe_relative(path: str) -> bool:
-    parts = path.split("/")
-    return not path.startswith("/") and all(p not in ("", ".", "..") for p in parts)
-
-
-def unchanged(local: LocalFile, remote: RemoteFile | None) -> bool:
-    if remote is None:
-        return False
-    if local.link is not None:
-        return remote.kind == "l" and remote.link == local.link
-    return (remote.kind == "f" and remote.size == local.size and remote.mtime == local.mtime
-            and remote.mode == local.mode)
-
-
-def make_plan(local: list[LocalFile], remote: RemoteState) -> Plan:
-    """What to send and what to delete; pure."""
-    send = [f for f in local if not unchanged(f, remote.files.get(f.path))]
-    here = {f.path for f in local}
-    delete = sorted(p for p in remote.manifest - here if p in remote.files)
-    new_manifest = sorted(here)
-    manifest = None if frozenset(new_manifest) == remote.manifest else new_manifest
-    return Plan(send, delete, len(local) - len(send), manifest)
 
 
 def choose_method(method: str, remote_tools: frozenset[str], local_tools: frozenset[str]) -> str:

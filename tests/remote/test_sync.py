@@ -19,15 +19,8 @@ from remote.errors import SyncError
 from remote.progress import Progress
 from remote.selection import MANIFEST, IgnoreRules, LocalFile, select_files
 from remote.ssh import Connection, Target, login_probe
-from remote.sync import (
-    RemoteFile,
-    RemoteState,
-    choose_method,
-    make_plan,
-    parse_manifest,
-    render_manifest,
-    sync,
-)
+from remote.sync import choose_method, sync
+from remote.syncplan import RemoteFile, RemoteState, make_plan, parse_manifest, render_manifest
 from remote.tarwrite import write_tar
 from vastsim.testing import VastSim
 
