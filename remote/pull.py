@@ -37,7 +37,6 @@ unpacking about 1.7 times slower (measured on a 256 MiB file).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
 import shutil
@@ -53,21 +52,19 @@ from typing import TextIO
 
 from remote import openssh, pullrecord
 from remote.errors import PullError, SshError, UnsafePathError, tail
-from remote.listing import MAX_MTIME, Entry, Stalled, list_command, list_remote
+from remote.listing import Entry, Stalled, list_command, list_remote
 from remote.progress import Progress
 from remote.pullpaths import (
     check_sizes,
-    make_link,
-    mkdirs,
+    make_links,
     plan_entry,
     refusing,
-    safe_relpath,
-    temp_name,
 )
 from remote.pullstreams import deal, round_trip, stream_count
 from remote.ssh import STALL_TIMEOUT_S, Connection
 from remote.tarsource import ParamikoSource, Source, SshSource
 from remote.tarstream import TarReader
+from remote.unpack import check_member, extract
 
 VANISHED = "listed but not sent: deleted or unreadable on the instance meanwhile?"
 SSH_FAILED = 255  # OpenSSH's exit code for its own failures (connect, auth, host key)
@@ -217,34 +214,7 @@ class _Pull:
             self.log.flush()
 
     def make_links(self, links: list[Entry]) -> None:
-        """Make the links, then check where each leads now: a chain of links can leave the
-        tree when each alone stays inside (`d/y -> ..`, `x -> d/y/../..`). One made now that
-        escapes is removed again; an older one is only reported (never deleted)."""
-        made = []
-        for entry in links:
-            try:
-                with refusing(entry.rel):
-                    make_link(self.root, entry)
-                made.append(entry.rel)
-            except UnsafePathError as exc:
-                self.refuse(exc.path, exc.reason)
-        escaping = True
-        while escaping:  # removing one link can change where the others lead
-            escaping = False
-            for rel in [*made, *self.same_links]:
-                real = os.path.realpath(self.root / rel)
-                if os.path.commonpath([str(self.root), real]) == str(self.root):
-                    continue
-                if rel in made:
-                    (self.root / rel).unlink()
-                    made.remove(rel)
-                    self.refuse(rel, f"through other symlinks it leads outside (to {real})")
-                    escaping = True
-                    break
-                self.same_links.remove(rel)
-                self.refuse(rel, f"an existing link that now leads outside (to {real}); "
-                                 "left alone, check it")
-        self.result.links = made
+        self.result.links = make_links(self.root, links, self.same_links, self.refuse)
 
     def plan(self) -> tuple[dict[str, Entry], list[Entry]]:
         """Files to fetch and links to make; directories are made here, refusals reported."""
@@ -386,7 +356,7 @@ class _Pull:
                     rel = check_member(member, wanted)
                     if rel in self.sent:
                         raise UnsafePathError(rel, "sent twice in the stream")
-                    kept = _extract(archive, member, self.root, rel, progress,
+                    kept = extract(archive, member, self.root, rel, progress,
                                     keep=rel in self.foreign)
                     if kept is not None:
                         self.keep(rel, kept)
@@ -451,65 +421,5 @@ def tar_command(remote_dir: str) -> str:
             "--no-recursion --null -T -")
 
 
-def check_member(member: tarfile.TarInfo, wanted: Mapping[str, Entry]) -> str:
-    """The member's relative path if it is a regular file we asked for; else UnsafePathError."""
-    rel = safe_relpath(member.name)
-    if member.type == tarfile.GNUTYPE_SPARSE:
-        raise UnsafePathError(rel, "tar member is a GNU sparse file, which is not unpacked")
-    if not member.isreg():
-        kind = "symlink" if member.issym() else "hard link" if member.islnk() else (
-            "directory" if member.isdir() else "device or special file")
-        raise UnsafePathError(rel, f"tar member is a {kind}, only regular files are taken")
-    if rel not in wanted:
-        raise UnsafePathError(rel, "tar member that was not asked for")
-    if not abs(member.mtime) < MAX_MTIME:
-        raise UnsafePathError(rel, f"tar member with an mtime out of range ({member.mtime})")
-    return rel
-
-
 class _SshClientFailed(Exception):
     """The system ssh client could not get the stream going: use paramiko instead."""
-
-
-def _extract(
-    archive: TarReader, member: tarfile.TarInfo, root: Path, rel: str, progress: Progress, *,
-    keep: bool = False,
-) -> str | None:
-    """Write one member next to its destination, check its size, then rename it into place;
-    with `keep`, the local file there is renamed aside first (its new path returned). A local
-    error on this path refuses it (refusing); the reader skips the rest of its data."""
-    dest = root / rel
-    tmp = temp_name(dest, "pull-part")
-    with refusing(rel):
-        mkdirs(root, dest.parent, rel)
-        if dest.is_symlink() or (dest.exists() and not dest.is_file()):
-            raise UnsafePathError(rel, "a local link or directory is in the way; left alone")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "wb", buffering=0) as out:
-
-            def write_all(data: memoryview) -> None:
-                with refusing(rel):
-                    while data:
-                        data = data[out.write(data) or 0:]
-
-            archive.copy_to(write_all, lambda n: progress.advance(nbytes=n))
-            with refusing(rel):
-                written = os.fstat(out.fileno()).st_size
-                if written != member.size:
-                    raise tarfile.ReadError(f"{rel}: wrote {written} of {member.size} bytes")
-                os.fchmod(out.fileno(), member.mode & 0o777)
-        kept = None
-        with refusing(rel):
-            os.utime(tmp, (member.mtime, member.mtime))
-            if keep and (dest.exists() or dest.is_symlink()):
-                aside = pullrecord.keep_name(dest)
-                os.rename(dest, aside)
-                kept = str(aside.relative_to(root))
-            os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise
-    progress.advance(files=1)
-    return kept

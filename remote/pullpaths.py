@@ -8,7 +8,7 @@ import contextlib
 import errno
 import os
 import posixpath
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 
 from remote.errors import UnsafePathError
@@ -132,3 +132,37 @@ def check_sizes(root: Path, expected: Mapping[str, int]) -> list[str]:
 def temp_name(dest: Path, suffix: str) -> Path:
     """A hidden name beside dest; short, so a dest name near the 255-byte limit still has one."""
     return dest.with_name(f".{dest.name[:80]}.{os.getpid()}.{suffix}")
+
+
+def make_links(root: Path, links: list[Entry], same: list[str],
+               refuse: Callable[[str, str], None]) -> list[str]:
+    """Make the links, then check where each leads now: a chain of links can leave the tree
+    when each alone stays inside (`d/y -> ..`, `x -> d/y/../..`). One made now that escapes is
+    removed again; an older one (`same`: already there, as the instance has it) is only
+    reported, never deleted. The links made."""
+    made = []
+    for entry in links:
+        try:
+            with refusing(entry.rel):
+                make_link(root, entry)
+            made.append(entry.rel)
+        except UnsafePathError as exc:
+            refuse(exc.path, exc.reason)
+    same = list(same)
+    escaping = True
+    while escaping:  # removing one link can change where the others lead
+        escaping = False
+        for rel in [*made, *same]:
+            real = os.path.realpath(root / rel)
+            if os.path.commonpath([str(root), real]) == str(root):
+                continue
+            if rel in made:
+                (root / rel).unlink()
+                made.remove(rel)
+                refuse(rel, f"through other symlinks it leads outside (to {real})")
+                escaping = True
+                break
+            same.remove(rel)
+            refuse(rel, f"an existing link that now leads outside (to {real}); left alone, "
+                        "check it")
+    return made

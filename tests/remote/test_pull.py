@@ -15,11 +15,12 @@ import remote.pull
 import remote.tarstream
 from remote.errors import PullError, UnsafePathError
 from remote.listing import Entry
-from remote.pull import check_member, pull
+from remote.pull import pull
 from remote.pullpaths import check_link, check_sizes, safe_relpath
 from remote.pullrecord import RECORD_NAME
 from remote.ssh import Connection, Target
 from remote.tarstream import TarReader
+from remote.unpack import check_member
 
 TREE = r"""
 set -e
