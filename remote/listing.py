@@ -6,13 +6,16 @@ from __future__ import annotations
 import os
 import shlex
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from remote.errors import PullError, tail
 from remote.ssh import Connection, ssh_errors
 from remote.tarsource import collect
 
+FIND_FORMAT = "'%y %s %T@ %m %P\\0%l\\0'"
+"""GNU find's -printf for one record (shell-quoted): type, size, mtime, mode, path, then the
+link target; NUL-separated, so any name survives."""
 MAX_MTIME = float(1 << 40)
 """Seconds either side of 1970 a file time may be (35,000 years); beyond, utime overflows."""
 CHUNK = 1 << 20
@@ -85,13 +88,17 @@ def list_command(remote_dir: str) -> str:
     """find's records, NUL-separated; exit 66 when remote_dir is missing."""
     return (f"cd {shlex.quote(remote_dir)} 2>/dev/null || "
             "{ echo 'no such directory' >&2; exit 66; }; "
-            "find . -mindepth 1 -printf '%y %s %T@ %m %P\\0%l\\0'")
+            f"find . -mindepth 1 -printf {FIND_FORMAT}")
 
 
 def parse_listing(data: bytes) -> tuple[list[Entry], list[tuple[str, str]]]:
-    """find's `%y %s %T@ %m %P\\0%l\\0` records (names decoded as the OS decodes file names),
-    and (record, reason) for each record that does not read as one: skipped, never fatal."""
-    fields = data.split(b"\0")
+    """find's FIND_FORMAT records (names decoded as the OS decodes file names), and (record,
+    reason) for each record that does not read as one: skipped, never fatal."""
+    return parse_records(data.split(b"\0"))
+
+
+def parse_records(fields: Sequence[bytes]) -> tuple[list[Entry], list[tuple[str, str]]]:
+    """The records in these NUL-separated fields, two each (pull's listing, sync's state)."""
     entries, bad = [], []
     for i in range(0, len(fields) - 1, 2):
         head, link = fields[i], fields[i + 1]

@@ -46,6 +46,7 @@ from typing import IO, TextIO
 import paramiko
 
 from remote.errors import SshError, SyncError, SyncSourceError, tail
+from remote.listing import FIND_FORMAT
 from remote.openssh import rsync_rsh, ssh_argv
 from remote.progress import Progress
 from remote.selection import FS_ENCODING, FS_ERRORS, MANIFEST, LocalFile, select_files
@@ -92,7 +93,7 @@ def _state_command(dest: str) -> str:
         "for t in tar rsync; do command -v $t >/dev/null 2>&1 && printf '%s\\0' $t; done; "
         "printf '\\0'; "
         f"find . -mindepth 1 \\( -type f -o -type l \\) {skip} "
-        "-printf '%y %s %T@ %m %P\\0%l\\0' 2>/dev/null; "
+        f"-printf {FIND_FORMAT} 2>/dev/null; "
         f"printf '\\0'; cat {MANIFEST} 2>/dev/null; printf '{end}'; "
         f"command -v tar >/dev/null 2>&1 && exec {extract_command()}; cat >/dev/null"
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from remote.listing import parse_records
 from remote.selection import FS_ENCODING, FS_ERRORS, LocalFile
 
 MANIFEST_HEADER = "vast-gpu-sync manifest 1"
@@ -42,27 +43,21 @@ class Plan:
 
 def parse_state(raw: bytes) -> RemoteState:
     """Parse _state_command's output (without LISTING_END): tools, a blank field, find's
-    records (two fields each), a blank field, then the manifest. A find that cannot -printf
-    (busybox) lists nothing, so everything is sent."""
-    fields = raw.decode(FS_ENCODING, FS_ERRORS).split("\0")
+    records (remote/listing.py parses them, two fields each), a blank field, then the manifest.
+    A find that cannot -printf (busybox) lists nothing, so everything is sent; a record that
+    does not parse is simply sent again."""
+    fields = raw.split(b"\0")
     i = 0
     tools = set()
     while i < len(fields) and fields[i]:
-        tools.add(fields[i])
+        tools.add(fields[i].decode(FS_ENCODING, FS_ERRORS))
         i += 1
-    i += 1
-    files: dict[str, RemoteFile] = {}
+    start = i = i + 1
     while i + 1 < len(fields) and fields[i]:
-        record, link = fields[i], fields[i + 1]
         i += 2
-        try:
-            kind, size, mtime, mode, path = record.split(" ", 4)
-            files[path] = RemoteFile(kind, int(size), int(mtime.partition(".")[0]), int(mode, 8),
-                                     link)
-        except ValueError:
-            continue  # not ours to judge: that file is simply sent again
-    i += 1
-    manifest = parse_manifest("\0".join(fields[i:]))
+    entries, _unreadable = parse_records(fields[start:i])
+    files = {e.rel: RemoteFile(e.kind, e.size, int(e.mtime), e.mode, e.link) for e in entries}
+    manifest = parse_manifest(b"\0".join(fields[i + 1:]).decode(FS_ENCODING, FS_ERRORS))
     return RemoteState(frozenset(tools), files, manifest)
 
 
