@@ -17,6 +17,9 @@ LANGHOST_SRC="$ROOT/tools/langhost/main.go"
 LANGHOST_STAMP="$BIN/.langhost.sha256"
 SDK_MOD="github.com/pulumi/pulumi/sdk/v3"
 CLI_PKG="github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"
+# `pulumi version` writes a log under $PULUMI_HOME/logs: keep it in the clone's own home
+# (workflow/pulumi_env.py's), not in the user's ~/.pulumi.
+export PULUMI_HOME="${PULUMI_HOME:-$ROOT/.pulumi-home}"
 
 log() { echo "build-pulumi: $*"; }
 

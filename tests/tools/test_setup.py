@@ -6,6 +6,7 @@ the machine, and the real .venv is never changed."""
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -172,3 +173,20 @@ def test_a_stale_or_broken_venv_is_refreshed_and_a_fresh_one_left_alone(tmp_path
     assert broken.returncode == 0, broken.stderr
     assert "making .venv" in broken.stdout and "installing requirements.txt" in broken.stdout
     assert (project / ".venv" / "bin" / "python").exists()
+
+
+def test_make_pulumi_leaves_nothing_in_the_users_home() -> None:
+    """tools/build-pulumi.sh's `pulumi version` checks, run by make, wrote ~/.pulumi/logs (pulumi
+    finds that home through the passwd entry, not $HOME); the clone's .pulumi-home holds them
+    now. The built CLI is current, so nothing is rebuilt."""
+    logs = Path(pwd.getpwuid(os.getuid()).pw_dir) / ".pulumi" / "logs"
+
+    def listed() -> set[str]:
+        return set(os.listdir(logs)) if logs.is_dir() else set()
+
+    before = listed()
+    env = {k: v for k, v in os.environ.items() if k != "PULUMI_HOME"}
+    done = subprocess.run(["make", "-C", str(ROOT), "pulumi"], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert listed() - before == set()
