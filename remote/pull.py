@@ -29,7 +29,7 @@ the known_hosts file Connection keeps; it is started before the listing so its l
 it. paramiko moves every packet through Python and measured about half as fast (bench/
 pull_bench.py), so it is the fallback: if the ssh client cannot connect, the same stream comes
 over the Connection (remote/tarsource.py). Over a long round trip with much to fetch, the
-files are dealt to a few such streams at once, one ssh client each (remote/streams.py):
+files are dealt to a few such streams at once, one ssh client each (remote/pullstreams.py):
 one SSH channel's window, not the link, is then the limit. Each stream is unpacked by
 remote/tarstream.py's TarReader rather than tarfile's stream mode, whose extra copies made
 unpacking about 1.7 times slower (measured on a 256 MiB file).
@@ -60,8 +60,8 @@ from remote.pullpaths import (
     plan_entry,
     refusing,
 )
+from remote.pullstreams import deal, round_trip, stream_count
 from remote.ssh import STALL_TIMEOUT_S, Connection
-from remote.streams import deal, streams_for
 from remote.tarsource import ParamikoSource, Source, SshSource
 from remote.tarstream import TarReader
 from remote.unpack import check_member, extract
@@ -97,7 +97,7 @@ class PullResult:
     via: str = ""
     """"ssh" (system client), "paramiko", or "" when nothing needed fetching."""
     streams: int = 0
-    """Tar streams the files came over (remote/streams.py); 0 when nothing was fetched."""
+    """Tar streams the files came over (remote/pullstreams.py); 0 when nothing was fetched."""
     seconds: float = 0.0
 
 
@@ -108,7 +108,7 @@ def pull(
 ) -> PullResult:
     """Copy remote_dir's contents into local_dir (created if missing). `via`: "auto" (system
     ssh, else paramiko), "ssh" or "paramiko". `streams`: how many ssh-client streams at most
-    (None: as the round trip and the bytes call for, remote/streams.py). A listing or
+    (None: as the round trip and the bytes call for, remote/pullstreams.py). A listing or
     stream that sends nothing for stall_s is a PullError, and its remote process group is
     killed."""
     if via not in ("auto", "ssh", "paramiko"):
@@ -293,10 +293,14 @@ class _Pull:
             progress.finish()
 
     def stream_count(self, wanted: Mapping[str, Entry]) -> int:
-        """The streams asked for, else as many as the round trip and the bytes call for."""
+        """The streams asked for, else as many as the round trip and the bytes call for (the
+        round trip is measured only when the bytes could use more than one)."""
+        sizes = [e.size for e in wanted.values()]
         if self.streams is not None:
             return self.streams
-        return streams_for(self.conn, [e.size for e in wanted.values()])
+        if stream_count(sizes, float("inf")) == 1:
+            return 1
+        return stream_count(sizes, round_trip(self.conn))
 
     def fetch_parallel(
         self, groups: list[dict[str, Entry]], progress: Progress, early: Source,

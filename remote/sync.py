@@ -30,7 +30,6 @@ what ``auto`` falls back to when the instance has no tar. See choose_method() fo
 
 from __future__ import annotations
 
-import posixpath
 import shlex
 import shutil
 import subprocess
@@ -52,14 +51,12 @@ from remote.openssh import rsync_rsh, ssh_argv
 from remote.progress import Progress
 from remote.selection import FS_ENCODING, FS_ERRORS, MANIFEST, LocalFile, select_files
 from remote.ssh import STALL_TIMEOUT_S, Connection, Target, ssh_errors
-from remote.streams import MIN_CHANNEL_BYTES, deal, streams_for
 from remote.syncplan import make_plan, parse_state, render_manifest
 from remote.tarwrite import EMPTY_TAR, TAR_BUFFER, write_tar
 
 LISTING_END = b"\0\0vast-gpu-sync listing end\0"
 METHODS = ("auto", "tar", "tar-ssh", "tar-paramiko", "rsync")
 SEND_SLICE = 256 * 1024
-STOP_WAIT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -72,9 +69,6 @@ class SyncResult:
     deleted: int
     unchanged: int
     seconds: float
-    streams: int = 1
-    """Upload channels used at once (remote/streams.py): more than one only over a long round
-    trip with much to send."""
 
     def describe(self) -> str:
         """One line for the user; a sync that had nothing to send says so."""
@@ -166,7 +160,7 @@ def sync(conn: Connection, src: Path, dest: str, *, method: str = "auto", progre
             if manifest:
                 _write_manifest(conn, dest, manifest[0][1])
                 manifest = []
-        shown, streams = None, 1
+        shown = None
         if plan.send and progress:
             shown = Progress(f"sync {src} -> {t.host}:{dest}", len(plan.send), nbytes,
                              stream or sys.stderr)
@@ -176,18 +170,8 @@ def sync(conn: Connection, src: Path, dest: str, *, method: str = "auto", progre
                 if session is None:
                     session = _TarSession(conn, _tar_command(dest), doing)
                 session.doing = doing
-                groups = _groups(conn, plan.send)
-                streams = len(groups)
-                if len(groups) > 1:  # before any stream: the manifest, and every directory
-                    write_tar(session.writer(), src, [], None, extra=manifest)
-                    session.finish()
-                    _make_dirs(conn, dest, plan.send)
-                    manifest, session = [], _TarSession(conn, _tar_command(dest), doing)
-                if len(groups) == 1:
-                    write_tar(session.writer(), src, plan.send, shown, extra=manifest)
-                    session.finish()
-                else:
-                    _upload_channels(conn, session, src, dest, groups, shown, doing)
+                write_tar(session.writer(), src, plan.send, shown, extra=manifest)
+                session.finish()
                 session = None
             else:
                 if session is not None:
@@ -210,7 +194,7 @@ def sync(conn: Connection, src: Path, dest: str, *, method: str = "auto", progre
         if session is not None:
             session.abandon()
     return SyncResult(chosen, len(plan.send), nbytes, len(plan.delete), plan.unchanged,
-                      time.monotonic() - started, streams)
+                      time.monotonic() - started)
 
 
 def _check_dest(dest: str) -> str:
@@ -298,60 +282,6 @@ class _TarSession:
         t = self.target
         reason = ("the connection was lost" if code == -1 else f"exited {code}")
         raise SyncError(t.host, t.port, self.doing, f"{reason}: {tail(bytes(self._err))}")
-
-
-def _groups(conn: Connection, files: list[LocalFile]) -> list[list[LocalFile]]:
-    """The files in as many groups as there will be upload channels (remote/streams.py): one,
-    unless the round trip is long and the bytes many, where one channel's window is the limit."""
-    n = streams_for(conn, [f.size for f in files], MIN_CHANNEL_BYTES)
-    if n == 1:
-        return [files]
-    return [list(g.values()) for g in deal({f.path: f for f in files}, n)]
-
-
-def _make_dirs(conn: Connection, dest: str, files: list[LocalFile]) -> None:
-    """Every directory the files go into, made before the parallel streams start: two tars
-    making the same missing directory at once lost the race ("Cannot open: No such file or
-    directory", seen with 10,000 files in 4 streams)."""
-    dirs = sorted({d for f in files if (d := posixpath.dirname(f.path))})
-    if dirs:
-        names = "".join(f"{d}\0" for d in dirs).encode(FS_ENCODING, FS_ERRORS)
-        _remote_step(conn, f"making {len(dirs)} directories in {dest}",
-                     f"cd -- {shlex.quote(dest)} && xargs -0 mkdir -p --", names)
-
-
-def _upload_channels(conn: Connection, first: _TarSession, src: Path, dest: str,
-                     groups: list[list[LocalFile]], shown: Progress | None, doing: str) -> None:
-    """A tar stream per group, each on its own channel of the open connection (`first` takes
-    the first group), written at once; the first failure is raised once all have ended."""
-    sessions = [first]
-    failures: list[BaseException | None] = [None] * len(groups)
-
-    def carry(i: int) -> None:
-        try:
-            write_tar(sessions[i].writer(), src, groups[i], shown)
-            sessions[i].finish()
-        except BaseException as exc:  # raised in the caller's thread below
-            failures[i] = exc
-            sessions[i].abandon()
-
-    workers = []
-    try:
-        sessions += [_TarSession(conn, _tar_command(dest), doing) for _ in groups[1:]]
-        for i in range(len(groups)):
-            workers.append(threading.Thread(target=carry, args=(i,), daemon=True))
-            workers[-1].start()
-        for worker in workers:
-            worker.join()
-    except BaseException:  # Ctrl-C: close every channel, let the writers see it
-        for session in sessions:
-            session.abandon()
-        for worker in workers:
-            worker.join(STOP_WAIT_S)
-        raise
-    for exc in failures:
-        if exc is not None:
-            raise exc
 
 
 def _write_manifest(conn: Connection, dest: str, content: bytes) -> None:

@@ -1,4 +1,4 @@
-"""How many tar streams a transfer uses, and which files each one carries.
+"""How many tar streams a pull uses, and which files each one carries.
 
 One SSH channel moves at most one window per round trip: OpenSSH's 2 MiB window allows about
 26 MB/s over an 80 ms round trip and 10 MB/s over 200 ms, whatever the link could carry
@@ -8,24 +8,21 @@ own ssh client (its own TCP connection and window). On a LAN one stream already 
 or CPU speed, and more would only compete for the cores, so a short round trip keeps one.
 
 A stream carries whole files (each is still one tar member, checked as before), so the gain
-needs several files; one huge file goes in one stream. Sync's upload uses the same rule with
-extra channels on its open paramiko connection (each channel has its own window too).
+needs several files; one huge file goes in one stream.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
+from remote.listing import Entry
 from remote.ssh import Connection, ssh_errors
 
 MAX_STREAMS = 4
 MIN_STREAM_BYTES = 16 << 20
-"""Below this much per stream an extra ssh client's login (4 round trips) costs more than it
-gains; an extra channel on the open connection (sync's upload) costs one or two, so
-MIN_CHANNEL_BYTES."""
-MIN_CHANNEL_BYTES = 4 << 20
+"""Below this much per stream the extra logins (4 round trips each) cost more than they gain."""
 PARALLEL_RTT_S = 0.02
 """A round trip at least this long may need streams: at 20 ms one stream tops out near 100 MB/s
 (a LAN's round trip is well under a millisecond)."""
@@ -33,21 +30,14 @@ PINGS = 3
 """At most this many round trips are timed, the shortest kept: a busy machine (the early ssh
 client logging in beside us) can delay one answer by several milliseconds."""
 
-class _Sized(Protocol):
-    @property
-    def size(self) -> int: ...
+E = TypeVar("E", bound=Entry)
 
 
-E = TypeVar("E", bound=_Sized)
-
-
-def stream_count(sizes: list[int], rtt_s: float | None,
-                 min_bytes: int = MIN_STREAM_BYTES) -> int:
-    """Streams worth opening for files of these sizes over this round trip (None: unknown),
-    each carrying at least min_bytes."""
+def stream_count(sizes: list[int], rtt_s: float | None) -> int:
+    """Streams worth opening for files of these sizes over this round trip (None: unknown)."""
     if rtt_s is None or rtt_s < PARALLEL_RTT_S:
         return 1
-    by_bytes = sum(sizes) // min_bytes
+    by_bytes = sum(sizes) // MIN_STREAM_BYTES
     return max(1, min(MAX_STREAMS, len(sizes), by_bytes))
 
 
@@ -65,14 +55,6 @@ def deal(wanted: Mapping[str, E], streams: int) -> list[dict[str, E]]:
     for rel, entry in wanted.items():
         groups[owner[rel]][rel] = entry
     return [g for g in groups if g]
-
-
-def streams_for(conn: Connection, sizes: list[int], min_bytes: int = MIN_STREAM_BYTES) -> int:
-    """stream_count over this connection's round trip, measured only when the bytes could use
-    more than one stream."""
-    if stream_count(sizes, float("inf"), min_bytes) == 1:
-        return 1
-    return stream_count(sizes, round_trip(conn), min_bytes)
 
 
 def round_trip(conn: Connection) -> float:

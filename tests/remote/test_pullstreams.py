@@ -1,4 +1,4 @@
-"""remote.streams: how many streams a pull opens and which files each carries (pure), and a
+"""remote.pullstreams: how many streams a pull opens and which files each carries (pure), and a
 pull held to several streams against a vastsim instance's real sshd."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 
 from remote.listing import Entry
 from remote.pull import pull
+from remote.pullstreams import MAX_STREAMS, MIN_STREAM_BYTES, deal, stream_count
 from remote.ssh import Connection, Target
-from remote.streams import MAX_STREAMS, MIN_STREAM_BYTES, deal, stream_count
 
 MIB = 1 << 20
 
