@@ -204,6 +204,8 @@ def print_link(table: Times, lan: dict[str, float], ceiling: tuple[int, float],
           f"({nbytes / seconds / 1e6:.1f} MB/s); first sync of each method as a share of it:")
     for name, per in table.items():
         print(f"  {name:<14}{seconds / per['first sync']:>6.0%}")
+    if not rtt:  # `lan`: no latency, so no round trips to count (and no division by zero)
+        return
     print(f"\nno-change resync: {link} vs the same proxy without toxics, round trips = "
           f"difference / RTT ({rtt * 1000:.0f} ms)")
     for name, t in lan.items():
