@@ -269,7 +269,11 @@ class _Pull:
             if early is not None:
                 try:
                     self.result.via = "ssh"
-                    groups = deal(wanted, self.stream_count(wanted))
+                    try:
+                        groups = deal(wanted, self.stream_count(wanted))
+                    except BaseException:  # the round trip could not be timed: end the client
+                        early.stop(0)
+                        raise
                     self.result.streams = len(groups)
                     if len(groups) == 1:
                         self.fetch(wanted, progress, early, ssh=True)
