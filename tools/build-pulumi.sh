@@ -17,9 +17,9 @@ LANGHOST_SRC="$ROOT/tools/langhost/main.go"
 LANGHOST_STAMP="$BIN/.langhost.sha256"
 SDK_MOD="github.com/pulumi/pulumi/sdk/v3"
 CLI_PKG="github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"
-# `pulumi version` writes a log under $PULUMI_HOME/logs: keep it in the clone's own home
-# (workflow/pulumi_env.py's), not in the user's ~/.pulumi.
-export PULUMI_HOME="${PULUMI_HOME:-$ROOT/.pulumi-home}"
+# `pulumi version` writes a log under $PULUMI_HOME/logs: run it in the environment that
+# workflow/pulumi_env.py gives pulumi everywhere (the clone's own home), not the user's ~/.pulumi.
+eval "$(python3 "$ROOT/tools/pulumi_env.py")"
 
 log() { echo "build-pulumi: $*"; }
 
