@@ -336,12 +336,10 @@ class _Pull:
             for worker in workers:
                 worker.join(KILL_TIMEOUT_S)
             raise
-        for exc in failures:  # a pull error over a client that could not even log in
-            if exc is not None and not isinstance(exc, _SshClientFailed):
-                raise exc
-        for exc in failures:
-            if exc is not None:
-                raise exc
+        raised = [exc for exc in failures if exc is not None]
+        raised.sort(key=lambda exc: isinstance(exc, _SshClientFailed))  # a pull error first
+        if raised:
+            raise raised[0]
 
     def fetch(
         self, wanted: dict[str, Entry], progress: Progress, source: Source, *, ssh: bool,
