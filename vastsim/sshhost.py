@@ -115,14 +115,23 @@ def bind_order(pairs: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
 
 
 # Fallback stand-in for the pid namespace: adopts every orphan of the instance and reaps it,
-# and exits (with sshd's status) only when no descendant is left.
+# and exits (with sshd's status) only when no descendant is left. It names its child (sh, then
+# sshd) in argv[1] before it can reap it: "pid starttime", then sshd's status when it exits.
+# Only the reaper knows which child is sshd; by the time vastsim looks, sshd may be gone and
+# onstart, orphaned, the reaper's only child.
 _REAPER = """\
 import ctypes, os, sys
 if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
     sys.exit(f"vastsim reaper: prctl failed, errno {ctypes.get_errno()}")
+report = sys.argv[1]
 child = os.fork()
 if child == 0:
-    os.execvp(sys.argv[1], sys.argv[1:])
+    os.execvp(sys.argv[2], sys.argv[2:])
+with open(f"/proc/{child}/stat") as stat:
+    starttime = stat.read().rsplit(")", 1)[1].split()[19]
+with open(report + ".new", "w") as f:
+    f.write(f"{child} {starttime}\\n")
+os.replace(report + ".new", report)
 code = 0
 while True:
     try:
@@ -131,6 +140,8 @@ while True:
         break
     if pid == child:
         code = os.waitstatus_to_exitcode(status)
+        with open(report, "a") as f:
+            f.write(f"{code}\\n")
         print(f"vastsim reaper: sshd exited, status {code}", file=sys.stderr, flush=True)
 sys.exit(code if code >= 0 else 128 - code)
 """
@@ -188,6 +199,7 @@ class SshHost:
         self.log_path = self.ssh_dir / "sshd.log"
         self.pid_file = self.ssh_dir / "sshd.pid"
         self.leader_file = self.ssh_dir / "leader"
+        self.child_file = self.ssh_dir / "boot-child"  # the reaper's report (fallback only)
         self.onstart_log = self.root / "onstart.log"
         self._proc: subprocess.Popen[bytes] | None = None  # unshare or the reaper
         self._ns_fd: int | None = None  # holds the namespace so its inode can't be reused
@@ -268,8 +280,9 @@ class SshHost:
         self.kill()  # leftovers of an earlier boot, e.g. onstart outliving a crashed sshd
         self._prepare_host()
         _write_private(self.config_path, self._sshd_config())
-        with contextlib.suppress(FileNotFoundError):
-            self.pid_file.unlink()
+        for stale in (self.pid_file, self.child_file):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
         argv = self._argv(onstart or "", sshd_delay)
         with open(self.log_path, "ab") as log:
             self._log_offset = log.tell()
@@ -277,8 +290,8 @@ class SshHost:
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/",
                 env=self._process_env(), start_new_session=True, close_fds=True)
         try:
-            pid, mntns = self._wait_child()
-            self._leader = _Leader(pid, _starttime(pid) or "", self._proc.pid,
+            pid, starttime, mntns = self._wait_child()
+            self._leader = _Leader(pid, starttime, self._proc.pid,
                                    _starttime(self._proc.pid) or "", mntns)
             self.leader_file.write_text(self._leader.dump())
             if sshd_delay == 0:
@@ -362,7 +375,7 @@ class SshHost:
         if self.isolate:
             return ["unshare", "--mount", "--propagation", "private", "--pid", "--fork",
                     "--kill-child", "--mount-proc", *script]
-        return [sys.executable, "-c", _REAPER, *script]
+        return [sys.executable, "-c", _REAPER, str(self.child_file), *script]
 
     @property
     def home(self) -> str:
@@ -379,11 +392,12 @@ class SshHost:
         """Environment of sh, onstart and sshd itself (sshd doesn't pass it on to sessions)."""
         return {"PATH": BASE_PATH, "HOME": self.home, "LANG": "C.UTF-8", **self._env()}
 
-    def _wait_child(self) -> tuple[int, str]:
-        """The pid of sh (later sshd) under unshare or the reaper, and its mount namespace.
+    def _wait_child(self) -> tuple[int, str, str]:
+        """sh (later sshd) under unshare or the reaper: its pid, start time and mount namespace.
 
-        As root the namespace is held open by fd, so its inode number can't be handed to
-        another instance while kill() still compares against it.
+        As root it is unshare's only child (orphans go to it, pid 1 of the namespace), and the
+        namespace is held open by fd, so its inode number can't be handed to another instance
+        while kill() still compares against it. Without namespaces the reaper names it.
         """
         assert self._proc is not None
         host_ns = os.readlink("/proc/self/ns/mnt")
@@ -391,18 +405,36 @@ class SshHost:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise self._error("exited during boot", self._proc.returncode)
-            for pid in _children(self._proc.pid):
-                if not self.isolate:
-                    return pid, ""
+            if not self.isolate and (report := self._reaper_report()):
+                return report[0], report[1], ""
+            for pid in _children(self._proc.pid) if self.isolate else ():
                 with contextlib.suppress(OSError):
                     fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
                     ns = os.readlink(f"/proc/{pid}/ns/mnt")  # read after open: fd is this ns
                     if ns != host_ns:
                         self._ns_fd = fd
-                        return pid, ns
+                        return pid, _starttime(pid) or "", ns
                     os.close(fd)
             time.sleep(POLL_INTERVAL)
         raise self._error(f"no child process after {START_TIMEOUT} s", None)
+
+    def _reaper_report(self) -> tuple[int, str, int | None] | None:
+        """What the reaper wrote: its child's pid and start time, and its exit code once known."""
+        try:
+            lines = self.child_file.read_text().split("\n")
+            pid, starttime = lines[0].split()
+            code = int(lines[1]) if len(lines) > 1 and lines[1] else None
+            return int(pid), starttime, code
+        except (OSError, ValueError):
+            return None
+
+    def _boot_exit_code(self) -> int | None:
+        """sshd's exit code after a failed boot: unshare's or the reaper's, or, while onstart
+        keeps the reaper alive, what the reaper reported."""
+        if self._proc is not None and (code := self._proc.poll()) is not None:
+            return code
+        report = None if self.isolate else self._reaper_report()
+        return report[2] if report else None
 
     def _wait_ready(self) -> None:
         """Ready = this sshd wrote its pid file (so it has bound the port) and sends a banner."""
@@ -411,8 +443,7 @@ class SshHost:
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if not self.alive():
-                code = self._proc.poll() if self._proc is not None else None
-                raise self._error("exited during boot", code)
+                raise self._error("exited during boot", self._boot_exit_code())
             if self._pid_file_pid() == own_pid and _banner(self.port):
                 return
             time.sleep(POLL_INTERVAL)

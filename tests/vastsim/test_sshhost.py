@@ -333,6 +333,31 @@ def test_failed_boot_says_why_and_leaves_nothing(make_host, isolate) -> None:
 
 
 @pytest.mark.parametrize("isolate", MODES)
+def test_a_boot_seen_late_still_names_sshd_not_onstart(make_host, isolate, monkeypatch) -> None:
+    """On a loaded machine sshd can fail and be reaped before boot() first looks; onstart,
+    orphaned by then, must not be taken for sshd (CI waited 10 s for a banner from it)."""
+    host = make_host(isolate=isolate)
+    seen_now = SshHost._wait_child
+
+    def seen_late(self: SshHost):  # what a busy scheduler does between Popen and the first look
+        time.sleep(1.0)
+        return seen_now(self)
+
+    monkeypatch.setattr(SshHost, "_wait_child", seen_late)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", host.port))
+        taken.listen()
+        started = time.monotonic()
+        with pytest.raises(SshHostError) as caught:
+            host.boot("sleep 300")
+        waited = time.monotonic() - started
+    assert "exited during boot (exit code 255)" in str(caught.value)  # sshd's, not unknown
+    assert "Address already in use" in str(caught.value)
+    assert waited < 5.0, f"boot() waited {waited:.1f} s for an sshd that was gone"
+    assert not host.alive()
+
+
+@pytest.mark.parametrize("isolate", MODES)
 def test_boot_twice_is_refused(make_host, isolate) -> None:
     host = make_host(isolate=isolate)
     host.boot(None)
