@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import re
-import select
 import shlex
 import sys
 import time
@@ -32,11 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-import paramiko
-
 from remote.errors import SshError, TaskDisconnected, TaskFileError
 from remote.lines import PrefixedLines
-from remote.ssh import Connection
+from remote.ssh import ChannelProcess, Connection
 from remote.watchdog import hold_lease
 
 RUNNER = "./run-direct"
@@ -268,15 +265,14 @@ class _TaskRun:
         self.out.write(f"{self.prefixes[0]}$ {RUNNER} {self.task.line}\n")
         with self.log_path.open("wb") as log:
             lines = _Lines(self.out, log, self.prefixes)
-            channel: paramiko.Channel | None = None
+            proc: ChannelProcess | None = None
             try:
-                channel = self.conn.open_channel(self.command())
-                channel.shutdown_write()  # the task reads EOF, never our terminal
-                self._pump(channel, lines)
+                proc = self.conn.start(self.command(), interleaved=True)
+                proc.close_stdin()  # the task reads EOF, never our terminal
+                self._pump(proc, lines)
                 lines.flush()
-                if self._alive():
-                    channel.recv_exit_status()  # returns on exit-status, close or a dead link
-                if channel.exit_status == -1 and not self._alive():
+                code = proc.wait() if self._alive() else proc.exit_status
+                if code == -1 and not self._alive():
                     raise SshError(self.conn.target.host, self.conn.target.port,
                                    "connection lost")
             except KeyboardInterrupt:
@@ -291,9 +287,9 @@ class _TaskRun:
                 raise TaskDisconnected(t.host, t.port, self.task.line, self.log_path,
                                        exc.reason) from exc
             finally:
-                if channel is not None:
-                    channel.close()
-        code = channel.exit_status  # -1: killed by a signal (sshd sent exit-signal)
+                if proc is not None:
+                    proc.close()
+        # code -1: killed by a signal (sshd sent exit-signal)
         self.result = self._result(code, start, "ok" if code == 0 else "failed")
         return self.result
 
@@ -306,18 +302,13 @@ class _TaskRun:
             self.task, self.index, exit_code, time.monotonic() - start, self.log_path, status
         )
 
-    def _pump(self, channel: paramiko.Channel, lines: _Lines) -> None:
+    def _pump(self, proc: ChannelProcess, lines: _Lines) -> None:
         """Copy both streams until EOF (sshd sends it once every writer closed the pipes). A
-        select with a timeout keeps Ctrl-C responsive and lets us notice a dead transport."""
+        poll with a timeout keeps Ctrl-C responsive and lets us notice a dead transport."""
         while True:
-            select.select([channel], [], [], POLL_S)
-            while channel.recv_ready():
-                lines.feed(0, channel.recv(65536))
-            while channel.recv_stderr_ready():
-                lines.feed(1, channel.recv_stderr(65536))
-            if channel.recv_ready() or channel.recv_stderr_ready():
-                continue
-            if channel.eof_received or channel.closed or not self._alive():
+            for stream, data in proc.poll(POLL_S):
+                lines.feed(stream, data)
+            if proc.drained:
                 return
 
     def stop_remote(self) -> None:

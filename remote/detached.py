@@ -24,7 +24,6 @@ summary and re-raises; with stop_on_interrupt=False it only detaches.
 from __future__ import annotations
 
 import json
-import select
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -45,7 +44,7 @@ from remote.errors import (
     SshError,
 )
 from remote.lines import PrefixedLines
-from remote.ssh import Connection, ssh_errors
+from remote.ssh import ChannelProcess, Connection
 from remote.supervisor import BatchState, TaskRecord, log_names
 from remote.watchdog import hold_lease
 
@@ -152,54 +151,52 @@ class Follower:
 
     def _follow_once(self, within: float | None = None) -> str:
         offsets = [self._size(p) for p in self.paths[self.index - 1:]]
-        t = self.conn.target
         end = None if within is None else time.monotonic() + within
         try:
-            with ssh_errors(t.host, t.port):
-                channel = self.conn.open_channel(supervisor._sh(
-                    FOLLOW, supervisor.batch_dir(self.job), str(self.index),
-                    *(str(o) for o in offsets)))
-                channel.shutdown_write()
+            proc = self.conn.start(supervisor._sh(
+                FOLLOW, supervisor.batch_dir(self.job), str(self.index),
+                *(str(o) for o in offsets)), interleaved=True)
         except SshError as exc:
             raise _Cut(exc.reason) from exc
         try:
-            return self._pump(channel, end)
+            proc.close_stdin()
+            return self._pump(proc, end)
+        except SshError as exc:
+            raise _Cut(exc.reason) from exc
         finally:
-            channel.close()
+            proc.close()
 
-    def _pump(self, channel, end: float | None) -> str:
+    def _pump(self, proc: ChannelProcess, end: float | None) -> str:
+        """The follower's stdout, parsed as it comes (its stderr is dropped), until the end
+        record; a dead link, an early end or a silence past SILENCE_S is a _Cut."""
         buf = bytearray()
         heard = time.monotonic()
-        t = self.conn.target
         while True:
-            try:
-                with ssh_errors(t.host, t.port):
-                    select.select([channel], [], [], POLL_S)
-                    got = False
-                    while channel.recv_ready():
-                        buf += channel.recv(65536)
-                        got = True
-                    while channel.recv_stderr_ready():
-                        channel.recv_stderr(65536)
-            except SshError as exc:
-                raise _Cut(exc.reason) from exc
+            got = False
+            for stream, data in proc.poll(POLL_S):
+                if stream == 0:
+                    buf += data
+                    got = True
             now = time.monotonic()
             if got:
                 heard = now
                 kind = self._consume(buf)
                 if kind is not None:
                     return kind
-            if channel.recv_ready():
-                continue
-            transport = self.conn.client.get_transport()
-            if transport is None or not transport.is_active():
+            if proc.drained:
+                if not self._link_up():
+                    raise _Cut("connection lost")
+                raise _Cut(f"the stream ended early (exit {proc.exit_status})")
+            if not self._link_up():
                 raise _Cut("connection lost")
-            if channel.eof_received or channel.closed:
-                raise _Cut(f"the stream ended early (exit {channel.exit_status})")
             if now - heard > SILENCE_S:
                 raise _Cut(f"nothing heard for {SILENCE_S:.0f} s")
             if end is not None and now > end:
                 raise _Cut("the tasks did not end in time")
+
+    def _link_up(self) -> bool:
+        transport = self.conn.client.get_transport()
+        return transport is not None and transport.is_active()
 
     def _consume(self, buf: bytearray) -> str | None:
         while (nl := buf.find(b"\n")) >= 0:

@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import os
 import shlex
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from remote.errors import PullError, tail
-from remote.ssh import Connection, ssh_errors
-from remote.tarsource import collect
+from remote.ssh import Connection
 
 FIND_FORMAT = "'%y %s %T@ %m %P\\0%l\\0'"
 """GNU find's -printf for one record (shell-quoted): type, size, mtime, mode, path, then the
 link target; NUL-separated, so any name survives."""
 MAX_MTIME = float(1 << 40)
 """Seconds either side of 1970 a file time may be (35,000 years); beyond, utime overflows."""
-CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -39,30 +36,18 @@ class Stalled(Exception):
 
 def capture(conn: Connection, command: str,
              stall_s: float | None = None) -> tuple[int, bytes, bytes]:
-    """Run a command for its raw bytes (file names need not be UTF-8); Stalled when stdout
-    is silent for stall_s."""
-    t = conn.target
-    with ssh_errors(t.host, t.port):
-        channel = conn.open_channel(command)
-        channel.settimeout(stall_s)
-        channel.shutdown_write()
-        err = bytearray()
-        reader = threading.Thread(target=collect, args=(channel.recv_stderr, err), daemon=True)
-        reader.start()
-        out = bytearray()
-        while True:
-            try:
-                chunk = channel.recv(CHUNK)
-            except TimeoutError:
-                channel.close()
-                raise Stalled from None
-            if not chunk:
-                break
-            out.extend(chunk)
-        reader.join()
-        code = channel.recv_exit_status()
-        channel.close()
-    return code, bytes(out), bytes(err)
+    """Run a command for its raw bytes (file names need not be UTF-8); Stalled when the
+    command sends nothing for stall_s."""
+    proc = conn.start(command)
+    try:
+        if stall_s is not None:
+            proc.watch_for_stall(stall_s)
+        code, out, err = proc.capture()
+    finally:
+        proc.close()
+    if proc.stalled:
+        raise Stalled
+    return code, out, err
 
 
 def list_remote(

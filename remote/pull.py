@@ -28,11 +28,11 @@ The bytes come through the system `ssh` client when there is one, with the host 
 the known_hosts file Connection keeps; it is started before the listing so its login overlaps
 it. paramiko moves every packet through Python and measured about half as fast (bench/
 pull_bench.py), so it is the fallback: if the ssh client cannot connect, the same stream comes
-over the Connection (remote/tarsource.py). Over a long round trip with much to fetch, the
-files are dealt to a few such streams at once, one ssh client each (remote/pullstreams.py):
-one SSH channel's window, not the link, is then the limit. Each stream is unpacked by
-remote/tarstream.py's TarReader rather than tarfile's stream mode, whose extra copies made
-unpacking about 1.7 times slower (measured on a 256 MiB file).
+over the Connection (both are remote/process.py's RemoteProcess). Over a long round trip
+with much to fetch, the files are dealt to a few such streams at once, one ssh client each
+(remote/pullstreams.py): one SSH channel's window, not the link, is then the limit. Each
+stream is unpacked by remote/tarstream.py's TarReader rather than tarfile's stream mode,
+whose extra copies made unpacking about 1.7 times slower (measured on a 256 MiB file).
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ from typing import TextIO
 from remote import openssh, pullrecord
 from remote.errors import PullError, SshError, UnsafePathError, tail
 from remote.listing import Entry, Stalled, list_command, list_remote
+from remote.openssh import OpenSshProcess
+from remote.process import RemoteProcess
 from remote.progress import Progress
 from remote.pullpaths import (
     check_sizes,
@@ -62,7 +64,6 @@ from remote.pullpaths import (
 )
 from remote.pullstreams import deal, round_trip, stream_count
 from remote.ssh import STALL_TIMEOUT_S, Connection
-from remote.tarsource import ParamikoSource, Source, SshSource
 from remote.tarstream import TarReader
 from remote.unpack import check_member, extract
 
@@ -177,10 +178,11 @@ class _Pull:
 
     def run(self, via: str) -> PullResult:
         start = time.monotonic()
-        early: Source | None = None
+        early: RemoteProcess | None = None
         if via == "ssh" or (via == "auto" and shutil.which(openssh.SSH_PROGRAM) is not None):
             self.conn.open()  # pins the host key before the ssh client reads known_hosts
-            early = SshSource(self.conn.target, self.tracked(tar_command(self.remote_dir), "tar"))
+            early = OpenSshProcess(self.conn.target,
+                                   self.tracked(tar_command(self.remote_dir), "tar"))
         try:
             try:
                 wanted, links = self.plan()
@@ -261,7 +263,7 @@ class _Pull:
             return False
         return self.record.get(rel) != pullrecord.stamp(st)
 
-    def fetch_all(self, wanted: dict[str, Entry], via: str, early: Source | None) -> None:
+    def fetch_all(self, wanted: dict[str, Entry], via: str, early: RemoteProcess | None) -> None:
         """Through the ssh client started early, if any; through paramiko if that fails."""
         total = sum(e.size for e in wanted.values())
         progress = Progress("pull", len(wanted), total, self.log, tty=self.tty)
@@ -289,7 +291,7 @@ class _Pull:
             rest = {r: e for r, e in wanted.items() if r not in self.sent}
             try:  # the link that broke the ssh client's stream may have broken this one too
                 command = self.tracked(tar_command(self.remote_dir), "tar")
-                source = ParamikoSource(self.conn, command)
+                source = self.conn.start(command)
             except SshError as exc:
                 raise self.error(f"the stream could not be restarted ({exc.reason})") from exc
             self.fetch(rest, progress, source, ssh=False)
@@ -307,11 +309,11 @@ class _Pull:
         return stream_count(sizes, round_trip(self.conn))
 
     def fetch_parallel(
-        self, groups: list[dict[str, Entry]], progress: Progress, early: Source,
+        self, groups: list[dict[str, Entry]], progress: Progress, early: RemoteProcess,
     ) -> None:
         """A stream per group, each its own ssh client (the early one carries the first), all
         read at once; the first failure is raised once every stream has ended."""
-        sources: list[Source] = [early]
+        sources: list[RemoteProcess] = [early]
         failures: list[BaseException | None] = [None] * len(groups)
 
         def carry(i: int) -> None:
@@ -323,7 +325,7 @@ class _Pull:
         workers = []
         try:
             for i in range(1, len(groups)):
-                sources.append(SshSource(self.conn.target,
+                sources.append(OpenSshProcess(self.conn.target,
                                          self.tracked(tar_command(self.remote_dir), f"tar{i}")))
             for i in range(len(groups)):
                 workers.append(threading.Thread(target=carry, args=(i,), daemon=True))
@@ -342,7 +344,7 @@ class _Pull:
             raise raised[0]
 
     def fetch(
-        self, wanted: dict[str, Entry], progress: Progress, source: Source, *, ssh: bool,
+        self, wanted: dict[str, Entry], progress: Progress, source: RemoteProcess, *, ssh: bool,
         what: str = "tar",
     ) -> None:
         """One tar stream for `wanted`; each member checked, then written into place. `what`

@@ -8,7 +8,7 @@ connections against a deadline (a fresh instance's sshd may still be starting).
 
 from __future__ import annotations
 
-import threading
+import select
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +18,7 @@ from pathlib import Path
 import paramiko
 
 from remote.errors import AuthRefused, CommandError, ConnectError, HostKeyChanged, SshError
+from remote.process import RemoteProcess
 
 DEFAULT_USER = "root"  # vast.ai's user
 PROBE_TIMEOUT_S = 10.0
@@ -28,6 +29,8 @@ STALL_TIMEOUT_S = 120.0
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 5.0
 KEEPALIVE_S = 15
+SEND_SLICE = 256 * 1024
+"""paramiko's sendall copies what is left on every pass: big writes go in slices."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,7 @@ class Connection:
         transport = client.get_transport()
         if transport is not None:
             transport.set_keepalive(KEEPALIVE_S)
+            _server_rekeys(transport)
         return client
 
     def reopen(self, deadline_s: float) -> None:
@@ -174,50 +178,133 @@ class Connection:
         self, command: str, *, stdin: bytes | None = None, check: bool = True,
         timeout: float | None = None,
     ) -> Result:
-        """Run a command and capture its output (reading both streams before the exit code,
-        as paramiko requires, so a chatty command cannot hang us)."""
-        t = self.target
-        with ssh_errors(t.host, t.port):
-            channel = self.transport.open_session()
-            channel.settimeout(timeout)
-            channel.exec_command(command)
+        """Run a command and capture its output; CommandError when it exits non-zero."""
+        proc = self.start(command, timeout=timeout)
+        try:
             if stdin is not None:
-                channel.sendall(stdin)
-            channel.shutdown_write()
-            out, err = _drain(channel)
-            code = channel.recv_exit_status()
-            channel.close()
+                proc.write(stdin)
+            code, out, err = proc.capture()
+        finally:
+            proc.close()
         result = Result(command, code, out.decode(errors="replace"), err.decode(errors="replace"))
         if check and code != 0:
+            t = self.target
             raise CommandError(t.host, t.port, command, code, result.stdout, result.stderr)
         return result
 
-    def open_channel(self, command: str, *, pty: bool = False) -> paramiko.Channel:
-        """A session channel running `command`, for callers that stream (batch, sync)."""
+    def start(self, command: str, *, timeout: float | None = None,
+              interleaved: bool = False) -> ChannelProcess:
+        """`command` running on a new channel of this connection (see ChannelProcess)."""
+        return ChannelProcess(self, command, timeout=timeout, interleaved=interleaved)
+
+
+class _ChannelStdout:
+    """A channel's stdout as a binary file: read() fills what it is asked for (as files do),
+    read1() returns what has arrived."""
+
+    def __init__(self, proc: ChannelProcess) -> None:
+        self._proc = proc
+
+    def read1(self, n: int = -1) -> bytes:
+        t = self._proc.target
+        with ssh_errors(t.host, t.port):
+            return self._proc.channel.recv(n if n > 0 else 1 << 20)
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            return self._proc.read_all()
+        parts, got = [], 0
+        while got < n and (chunk := self.read1(n - got)):
+            parts.append(chunk)
+            got += len(chunk)
+        return b"".join(parts)
+
+    def readinto(self, buffer: memoryview) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class ChannelProcess(RemoteProcess):
+    """A command on a session channel of the paramiko Connection: no new login, so it is
+    what short commands and the listing use. ``timeout`` bounds each read and write;
+    ``interleaved`` leaves stderr to the caller, read with stdout through poll()."""
+
+    def __init__(self, conn: Connection, command: str, *, timeout: float | None = None,
+                 interleaved: bool = False) -> None:
+        self.target = t = conn.target
+        with ssh_errors(t.host, t.port):
+            self.channel = conn.transport.open_session()
+            self.channel.settimeout(timeout)
+            self.channel.exec_command(command)
+        super().__init__(_ChannelStdout(self),  # type: ignore[arg-type]
+                         None if interleaved else self._recv_stderr)
+
+    def poll(self, timeout: float) -> list[tuple[int, bytes]]:
+        """What arrived within ``timeout``, as (0 for stdout or 1 for stderr, data)."""
+        t = self.target
+        got: list[tuple[int, bytes]] = []
+        with ssh_errors(t.host, t.port):
+            select.select([self.channel], [], [], timeout)
+            while self.channel.recv_ready():
+                got.append((0, self.channel.recv(65536)))
+            while self.channel.recv_stderr_ready():
+                got.append((1, self.channel.recv_stderr(65536)))
+        return got
+
+    @property
+    def drained(self) -> bool:
+        """Nothing left to read and nothing more will come (EOF, closed, or the link died)."""
+        c = self.channel
+        if c.recv_ready() or c.recv_stderr_ready():
+            return False
+        transport = c.get_transport()
+        return c.eof_received or c.closed or transport is None or not transport.is_active()
+
+    @property
+    def exit_status(self) -> int:
+        """The exit code if the command has reported one, else -1."""
+        return self.channel.exit_status
+
+    def _recv_stderr(self, n: int) -> bytes:
+        """For the stderr thread, which must not give up when ``timeout`` passes without a
+        word on stderr: the timeout is for the caller's reads and writes."""
+        while True:
+            try:
+                return self.channel.recv_stderr(n)
+            except TimeoutError:
+                if self.channel.closed:
+                    return b""
+
+    def _write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
         t = self.target
         with ssh_errors(t.host, t.port):
-            channel = self.transport.open_session()
-            if pty:
-                channel.get_pty()
-            channel.exec_command(command)
-        return channel
+            for i in range(0, len(view), SEND_SLICE):
+                self.channel.sendall(view[i : i + SEND_SLICE])
+
+    def _close_stdin(self) -> None:
+        t = self.target
+        with ssh_errors(t.host, t.port):
+            self.channel.shutdown_write()
+
+    def _abort(self) -> None:
+        self.channel.close()
+
+    def _wait(self, timeout: float | None) -> int:
+        ended = self.channel.status_event.wait(timeout)
+        code = self.channel.exit_status if ended else -1
+        self.channel.close()
+        return code
 
 
-def _drain(channel: paramiko.Channel) -> tuple[bytes, bytes]:
-    """Both streams to EOF; stderr in a thread, since the two share one flow-control window."""
-    err = bytearray()
-
-    def read_stderr() -> None:
-        while chunk := channel.recv_stderr(65536):
-            err.extend(chunk)
-
-    reader = threading.Thread(target=read_stderr, daemon=True)
-    reader.start()
-    out = bytearray()
-    while chunk := channel.recv(65536):
-        out.extend(chunk)
-    reader.join()
-    return bytes(out), bytes(err)
+def _server_rekeys(transport: paramiko.Transport) -> None:
+    """Leave rekeying to sshd (its RekeyLimit, 1-4 GB for AES): paramiko's own rekey after
+    512 MiB can stall a busy session channel until it fails with "Key-exchange timed out
+    waiting for key negotiation" (paramiko#822, open; seen here on a 1 GiB pull). The
+    server-initiated rekey works; raising the client's limit is the workaround given there."""
+    packetizer = transport.packetizer
+    packetizer.REKEY_BYTES = packetizer.REKEY_PACKETS = 1 << 62
 
 
 def _fingerprint(key: paramiko.PKey) -> str:

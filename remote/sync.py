@@ -30,7 +30,6 @@ what ``auto`` falls back to when the instance has no tar. See choose_method() fo
 
 from __future__ import annotations
 
-import contextlib
 import shlex
 import shutil
 import subprocess
@@ -44,20 +43,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TextIO
 
-import paramiko
-
 from remote.errors import SshError, SyncError, SyncSourceError, tail
 from remote.listing import FIND_FORMAT
 from remote.openssh import rsync_rsh, ssh_argv
 from remote.progress import Progress
 from remote.selection import FS_ENCODING, FS_ERRORS, MANIFEST, LocalFile, select_files
-from remote.ssh import STALL_TIMEOUT_S, Connection, Target, ssh_errors
+from remote.ssh import STALL_TIMEOUT_S, Connection, Target
 from remote.syncplan import make_plan, parse_state, render_manifest
 from remote.tarwrite import EMPTY_TAR, TAR_BUFFER, write_tar
 
 LISTING_END = b"\0\0vast-gpu-sync listing end\0"
 METHODS = ("auto", "tar", "tar-ssh", "tar-paramiko", "rsync")
-SEND_SLICE = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -144,7 +140,7 @@ def sync(conn: Connection, src: Path, dest: str, *, method: str = "auto", progre
     if not src.is_dir():
         raise SyncSourceError(src, "not a directory")
     t = conn.target
-    session = _TarSession(conn, _state_command(dest), f"listing {dest}")
+    session = _Session(conn, _state_command(dest), f"listing {dest}")
     try:
         local = select_files(src)  # while the instance lists DEST
         state = parse_state(session.read_until(LISTING_END))
@@ -169,7 +165,7 @@ def sync(conn: Connection, src: Path, dest: str, *, method: str = "auto", progre
         try:
             if chosen == "tar-paramiko":
                 if session is None:
-                    session = _TarSession(conn, _tar_command(dest), doing)
+                    session = _Session(conn, _tar_command(dest), doing)
                 session.doing = doing
                 write_tar(session.writer(), src, plan.send, shown, extra=manifest)
                 session.finish()
@@ -216,76 +212,67 @@ def _check_tools(t: Target, method: str, remote: frozenset[str], local: frozense
                         f"no local `{'`, `'.join(sorted(missing))}` on PATH")
 
 
-class _TarSession:
-    """A remote command over the paramiko connection whose stdin we stream to; stderr is
-    read in a thread (a chatty command could otherwise fill its window and stall us), and
-    every paramiko error becomes SyncError naming what was being done."""
+class _Session:
+    """One of the sync's remote commands, on the paramiko connection (a ChannelProcess, whose
+    timeout bounds every read and write); each failure becomes a SyncError naming what was
+    being done."""
 
     def __init__(self, conn: Connection, command: str, doing: str) -> None:
         self.target = conn.target
         self.doing = doing
-        self._err = bytearray()
         with self._errors():
-            self.channel = conn.open_channel(command)
-            self.channel.settimeout(STALL_TIMEOUT_S)
-        self._reader = threading.Thread(target=_read_stderr, args=(self.channel, self._err),
-                                        daemon=True)
-        self._reader.start()
+            self.proc = conn.start(command, timeout=STALL_TIMEOUT_S)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
         t = self.target
         try:
-            with ssh_errors(t.host, t.port):
-                yield
+            yield
         except SshError as exc:
             raise SyncError(t.host, t.port, self.doing, exc.reason) from exc
 
     def read_until(self, marker: bytes) -> bytes:
         """stdout up to ``marker`` (which must end it for now), without the marker."""
-        out = bytearray()
         with self._errors():
-            while not out.endswith(marker):
-                chunk = self.channel.recv(1 << 20)
-                if not chunk:
-                    self._fail(self.channel.recv_exit_status())
-                out.extend(chunk)
-        return bytes(out[: -len(marker)])
+            out = self.proc.read_until(marker)
+        if out is None:
+            self._fail()
+        assert out is not None
+        return out
+
+    def read_all(self) -> bytes:
+        with self._errors():
+            return self.proc.read_all()
 
     def writer(self) -> IO[bytes]:
         return _ChannelWriter(self)  # type: ignore[return-value]
 
     def send(self, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        with self._errors():  # in slices: paramiko's sendall copies what is left each time
-            for i in range(0, len(view), SEND_SLICE):
-                self.channel.sendall(view[i : i + SEND_SLICE])
+        with self._errors():
+            self.proc.write(data)
 
     def finish(self, data: bytes = b"") -> None:
         """Send ``data``, close stdin, wait for the exit; non-zero is an error."""
         if data:
             self.send(data)
         with self._errors():
-            self.channel.shutdown_write()
-            while self.channel.recv(65536):
-                pass
-            code = self.channel.recv_exit_status()
-        self._reader.join()
-        self.channel.close()
+            self.proc.close_stdin()
+            code, _ = self.proc.finish()
         if code != 0:
             self._fail(code)
 
     def abandon(self) -> None:
-        """Close the channel, best effort: on a link that just died, paramiko's close raises
-        EOFError, which replaced the SyncError that said what broke (seen in CI)."""
-        with contextlib.suppress(EOFError, OSError, paramiko.SSHException):
-            self.channel.close()
+        """Release the channel, best effort: on a link that just died closing raises too, and
+        that must not replace the SyncError that said what broke (seen in CI)."""
+        self.proc.close()
 
-    def _fail(self, code: int) -> None:
-        self._reader.join(timeout=5)
+    def _fail(self, code: int | None = None) -> None:
+        """stdout ended early, or the command failed: its exit code and the tail of stderr."""
+        with self._errors():
+            code = self.proc.wait() if code is None else code
         t = self.target
         reason = ("the connection was lost" if code == -1 else f"exited {code}")
-        raise SyncError(t.host, t.port, self.doing, f"{reason}: {tail(bytes(self._err))}")
+        raise SyncError(t.host, t.port, self.doing, f"{reason}: {tail(self.proc.stderr)}")
 
 
 def _write_manifest(conn: Connection, dest: str, content: bytes) -> None:
@@ -296,7 +283,7 @@ def _write_manifest(conn: Connection, dest: str, content: bytes) -> None:
 
 def _remote_step(conn: Connection, doing: str, command: str, stdin: bytes | None) -> None:
     """One short remote command fed ``stdin``; a failure is a SyncError."""
-    session = _TarSession(conn, command, doing)
+    session = _Session(conn, command, doing)
     try:
         session.finish(stdin or b"")
     finally:
@@ -309,14 +296,10 @@ def _check_arrived(conn: Connection, dest: str, files: list[LocalFile], doing: s
     finder = "exec find \"$@\" -maxdepth 0 -printf '%y %p\\0' 2>/dev/null"
     command = f"cd -- {shlex.quote(dest)} && xargs -0 sh -c {shlex.quote(finder)} sh; true"
     names = b"".join(b"./" + f.path.encode(FS_ENCODING, FS_ERRORS) + b"\0" for f in files)
-    session = _TarSession(conn, command, f"checking what arrived in {dest}")
+    session = _Session(conn, command, f"checking what arrived in {dest}")
     try:
-        session.send(names)
-        with session._errors():
-            session.channel.shutdown_write()
-            out = bytearray()
-            while chunk := session.channel.recv(1 << 20):
-                out.extend(chunk)
+        session.proc.send(names)  # from a thread: find answers while the names still come
+        out = session.read_all()
     finally:
         session.abandon()
     seen = {}
@@ -332,11 +315,6 @@ def _check_arrived(conn: Connection, dest: str, files: list[LocalFile], doing: s
                         f"{len(files)} files sent, {len(files) - len(missing)} arrived "
                         f"(missing: {shown}); the instance's `{extract_command()}` did not "
                         "unpack them")
-
-
-def _read_stderr(channel: paramiko.Channel, into: bytearray) -> None:
-    while chunk := channel.recv_stderr(65536):
-        into.extend(chunk)
 
 
 def _delete(conn: Connection, dest: str, paths: list[str]) -> None:
@@ -360,9 +338,9 @@ def _tar_command(dest: str) -> str:
 
 
 class _ChannelWriter:
-    """A write-only file over a _TarSession, for tarfile's stream mode."""
+    """A write-only file over a _Session, for tarfile's stream mode."""
 
-    def __init__(self, session: _TarSession) -> None:
+    def __init__(self, session: _Session) -> None:
         self._session = session
 
     def write(self, data: bytes) -> int:

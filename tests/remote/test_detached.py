@@ -46,12 +46,13 @@ COUNTING = RUN_DIRECT.replace(
 
 def remote_log(conn: Connection, job: str, name: str) -> bytes:
     path = f"{supervisor.batch_dir(job)}/{name}"
-    channel = conn.open_channel(f"cat {path}")
-    data = bytearray()
-    while chunk := channel.recv(65536):
-        data += chunk
-    assert channel.recv_exit_status() == 0
-    return bytes(data)
+    proc = conn.start(f"cat {path}")
+    try:
+        code, data, _ = proc.capture()
+    finally:
+        proc.close()
+    assert code == 0
+    return data
 
 
 def wait_state(conn: Connection, job: str, status: str, within: float) -> supervisor.BatchState:
