@@ -26,6 +26,7 @@ TABLE=(
   "pgrep|procps|vastsim and the tests find an instance's processes"
   "git|git|sync sends git-tracked files; tests make git repos"
   "make|make|make setup, make demo, make test"
+  "strace|strace|tests count the pulumi processes a command starts"
   "initdb|postgresql|team-backend tests: a real PostgreSQL server (/usr/lib/postgresql/*/bin)"
   "pg_ctl|postgresql|team-backend tests: starts and stops that server"
   "python3|python3|the project's Python, 3.11 or newer"

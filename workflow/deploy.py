@@ -21,6 +21,7 @@ from typing import TextIO
 
 from providers.cost import gb
 from providers.errors import SelectionError
+from providers.settings import Settings
 from remote.batch import BatchResult, Task
 from remote.errors import KeyPairError
 from remote.keys import find_key_pair
@@ -37,7 +38,7 @@ from workflow.pulumi_env import is_local_stack
 from workflow.recovery import MAX_LOST, ON_LOST, work
 from workflow.report import RunReport
 from workflow.search import selection_for, summary
-from workflow.settings import raw_config, stack_settings
+from workflow.settings import raw_config, settings_of
 from workflow.source import Source
 from workflow.teardown import signals_as_interrupt, teardown, unstoppable
 
@@ -101,8 +102,9 @@ def settings_from(flags: Mapping[str, str | None], env: Mapping[str, str]) -> di
     return out
 
 
-def preflight(opts: DeployOptions) -> list[str]:
-    """Refuse (OptionError, KeyPairError) what would fail after renting; the warnings."""
+def preflight(opts: DeployOptions) -> tuple[list[str], Settings]:
+    """Refuse (OptionError, KeyPairError) what would fail after renting; the warnings, and
+    the settings the new stack will have (the base stack's config is read here, once)."""
     check_job(opts.job)
     if not opts.tasks and not opts.shell:
         raise OptionError("tasks", [], "no task to run: give --tasks FILE with at least one "
@@ -128,7 +130,7 @@ def preflight(opts: DeployOptions) -> list[str]:
     if not (opts.settings.get("image") or base_config.get("vast-gpu:image")):
         raise OptionError("image", None, "none given: pass --image IMAGE, set VAST_IMAGE, or "
                           "use a base stack (--base) that sets vast-gpu:image")
-    stack_settings(base, opts.settings)  # every setting checked as `pulumi up` will check it
+    settings = settings_of(base_config, opts.settings)  # checked as `pulumi up` will check it
     _check_key(opts, base_config)
     env = Stack(opts.stack_name).env()
     remote_backend = env.get("PULUMI_BACKEND_URL", "").startswith(("http://", "https://"))
@@ -137,7 +139,7 @@ def preflight(opts: DeployOptions) -> list[str]:
         raise OptionError("stack", opts.stack_name, "a real stack needs your own passphrase "
                           "for its secrets: export PULUMI_CONFIG_PASSPHRASE=... (README, "
                           "'How pulumi runs here')")
-    return warnings
+    return warnings, settings
 
 
 def _check_key(opts: DeployOptions, base_config: Mapping[str, object]) -> None:
@@ -193,7 +195,7 @@ def plan(opts: DeployOptions) -> list[str]:
 def deploy(opts: DeployOptions, *, out: TextIO = sys.stdout) -> BatchResult | None:
     """Run the whole job; raises TasksFailed when a task failed (after teardown)."""
     out = safe(out)
-    warnings = preflight(opts)
+    warnings, settings = preflight(opts)
     number = 0
     for step in plan(opts):
         if step.startswith("    "):
@@ -204,7 +206,7 @@ def deploy(opts: DeployOptions, *, out: TextIO = sys.stdout) -> BatchResult | No
     for line in warnings:
         say(f"deploy: {line}", out)
     if opts.dry_run:
-        for line in dry_run_estimate(opts):
+        for line in dry_run_estimate(opts, settings):
             say(f"deploy: {line}", out)
         say("deploy: dry run: nothing rented", out)
         return None
@@ -278,11 +280,9 @@ def sync_gb(src: Path) -> float:
     return gb(sum(f.size for f in select_files(src)))
 
 
-def dry_run_estimate(opts: DeployOptions) -> list[str]:
+def dry_run_estimate(opts: DeployOptions, settings: Settings) -> list[str]:
     """The offer a rent would choose now and its estimate: the provider's own selector
     (providers/offers.py) on a search, which is free and rents nothing."""
-    base = Stack(opts.base_stack) if opts.base_stack else None
-    settings = stack_settings(base, opts.settings)
     upload = 0.0 if opts.no_sync or opts.src is None else (
         None if "expectedSyncGB" in opts.settings else sync_gb(opts.src))
     try:

@@ -26,7 +26,15 @@ def stack_settings(
     image_required: bool = True,
 ) -> Settings:
     """The stack's settings with ``overrides`` (bare keys, e.g. from flags) on top."""
-    raw = raw_config(stack)
+    return settings_of(raw_config(stack), overrides, image_required=image_required)
+
+
+def settings_of(
+    config: Mapping[str, object], overrides: Mapping[str, object] | None = None, *,
+    image_required: bool = True,
+) -> Settings:
+    """stack_settings() for a config already read (raw_config), so one read serves a command."""
+    raw = dict(config)
     raw.update({f"vast-gpu:{k}": v for k, v in (overrides or {}).items() if v is not None})
     if not image_required:
         raw.setdefault("vast-gpu:image", PLACEHOLDER_IMAGE)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import re
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
 from vastsim.testing import VastSim
 from workflow.pulumi_env import ROOT, pulumi_env
+
+EXECVE = re.compile(r'^\d+ +execve\("[^"]*", (\[.*?\]), 0x')
+"""One line of `strace -f -e trace=execve`: the argv of a program started."""
 
 
 class Inv:
@@ -35,6 +41,17 @@ class Inv:
         if check:
             assert proc.returncode == 0, f"inv {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
         return proc
+
+    def traced(self, *args: str) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
+        """`inv ARGS` under strace: its result and the argv of every pulumi process it ran."""
+        with tempfile.NamedTemporaryFile("r", suffix=".strace") as trace:
+            proc = subprocess.run(["strace", "-f", "-qq", "-s", "512", "-e", "trace=execve",
+                                   "-e", "signal=none", "-o", trace.name, *self.argv(*args)],
+                                  env=self.env, capture_output=True, text=True, timeout=300)
+            assert proc.returncode == 0, f"inv {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+            calls = [ast.literal_eval(m[1]) for line in trace
+                     if (m := EXECVE.search(line)) and line.rstrip().endswith("= 0")]
+        return proc, [argv for argv in calls if argv[0] == "pulumi"]
 
     def start(self, *args: str) -> subprocess.Popen[str]:
         """`inv ARGS` in the background (its own session), output captured."""

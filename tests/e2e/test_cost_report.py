@@ -182,3 +182,19 @@ def test_search_dry_run_and_the_rent_choose_the_same_offer(inv: Inv, app: Path, 
     assert "min_bid above the bid" in proc.stdout + proc.stderr  # the provider says it too
     inv("down", "--stack", stack)
     assert vastsim.billing_now() == []
+
+
+def test_search_and_a_dry_run_read_the_stack_config_once(inv: Inv, ssh_key: Path):
+    """One owner of the settings: `inv search --stack X` once ran 8 `pulumi config get`, a dry
+    run up to 11; each now reads the stack's config in one `pulumi config --json`."""
+    stack = inv.new_stack(ssh_key)
+    for key, value in {"maxPricePerHour": "2.5", "maxCost": "50", "bidPrice": "0.3",
+                       "disk": "40"}.items():
+        inv.pulumi(stack, "config", "set", f"vast-gpu:{key}", value)
+    for args in (("search", "--stack", stack),
+                 ("deploy", "--dry-run", "--base", stack, "--no-sync", "--", "hello")):
+        proc, calls = inv.traced(*args)
+        assert "would rent offer" in proc.stdout, proc.stdout
+        reads = [argv for argv in calls if argv[1] == "config"]
+        assert reads == [["pulumi", "config", "--json", "--non-interactive", "--stack", stack]], (
+            args, calls)

@@ -24,12 +24,12 @@ TABLE = {
     "sshd": "openssh-server", "ssh": "openssh-client", "ssh-keygen": "openssh-client",
     "scp": "openssh-client", "rsync": "rsync", "unshare": "util-linux", "mount": "mount",
     "setpriv": "util-linux", "tar": "tar", "find": "findutils", "pgrep": "procps", "git": "git",
-    "make": "make",
+    "make": "make", "strace": "strace",
     "initdb": "postgresql", "pg_ctl": "postgresql", "python3": "python3",
     "python3 -m venv": "python3-venv",
 }
 ON_PATH = ("ssh", "ssh-keygen", "scp", "rsync", "unshare", "mount", "setpriv", "tar", "find",
-           "pgrep", "git", "make")
+           "pgrep", "git", "make", "strace")
 
 
 def _stub(path: Path) -> None:
