@@ -232,7 +232,8 @@ def pull(c: Context, stack: str | None = None, job: str | None = None,
         job, why = job_for_pull(s.name, job)
         print(f"pull: job {job} ({why}) -> {pulled_dir(job)}")
         with connect(s, outputs, inst, ssh_key=ssh_key) as conn:
-            pull_dir(conn, outputs.work_dir, local_dir=pulled_dir(job))
+            got = pull_dir(conn, outputs.work_dir, local_dir=pulled_dir(job))
+        print(f"pull: {got.describe()}")
 
 
 @task(help={"stack": STACK_HELP, "instance": INSTANCE_HELP,

@@ -65,6 +65,7 @@ from remote.pullpaths import (
 from remote.pullstreams import deal, round_trip, stream_count
 from remote.ssh import STALL_TIMEOUT_S, Connection
 from remote.tarstream import TarReader
+from remote.transfer import summary
 from remote.unpack import check_member, extract
 
 VANISHED = "listed but not sent: deleted or unreadable on the instance meanwhile?"
@@ -100,6 +101,15 @@ class PullResult:
     streams: int = 0
     """Tar streams the files came over (remote/pullstreams.py); 0 when nothing was fetched."""
     seconds: float = 0.0
+
+    def describe(self) -> str:
+        """One line for the user, in sync's words (remote/transfer.py)."""
+        how = self.via + (f", {self.streams} streams" if self.streams > 1 else "")
+        also = tuple(f"{len(items)} {what}" for items, what in (
+            (self.links, "links made"), (self.kept, "local files kept aside"),
+            (self.refused, "skipped"), (self.vanished, "vanished")) if items)
+        return summary("fetched", len(self.fetched), self.nbytes, self.unchanged,
+                       self.seconds, how, also)
 
 
 def pull(

@@ -51,6 +51,7 @@ from remote.selection import FS_ENCODING, FS_ERRORS, MANIFEST, LocalFile, select
 from remote.ssh import STALL_TIMEOUT_S, Connection, Target
 from remote.syncplan import make_plan, parse_state, render_manifest
 from remote.tarwrite import EMPTY_TAR, TAR_BUFFER, write_tar
+from remote.transfer import summary
 
 LISTING_END = b"\0\0vast-gpu-sync listing end\0"
 METHODS = ("auto", "tar", "tar-ssh", "tar-paramiko", "rsync")
@@ -69,11 +70,8 @@ class SyncResult:
 
     def describe(self) -> str:
         """One line for the user; a sync that had nothing to send says so."""
-        if not self.files_sent and not self.deleted:
-            return f"up to date, {self.unchanged} files ({self.seconds:.1f} s to check)"
-        return (f"{self.files_sent} files sent ({self.bytes_sent / 1e6:.1f} MB), "
-                f"{self.deleted} deleted, {self.unchanged} unchanged, {self.seconds:.1f} s "
-                f"({self.method})")
+        return summary("sent", self.files_sent, self.bytes_sent, self.unchanged, self.seconds,
+                       self.method, (f"{self.deleted} deleted",) if self.deleted else ())
 
 
 # --- what the instance has -------------------------------------------------------------------

@@ -173,7 +173,9 @@ def _pull(conn: Connection, work_dir: str, opts: DeployOptions, report: RunRepor
     """Bring workDir home; when it breaks off, say what is lost (teardown goes ahead)."""
     try:
         with report.phase("pull"):
-            report.bytes_received += pull(conn, work_dir, local_dir=opts.pulled_dir).nbytes
+            got = pull(conn, work_dir, local_dir=opts.pulled_dir)
+        report.bytes_received += got.nbytes
+        say(f"deploy: pull: {got.describe()}", out)
     except RemoteError as exc:
         got = sum(1 for p in opts.pulled_dir.rglob("*")
                   if p.is_file() and p.name != pullrecord.RECORD_NAME)

@@ -234,6 +234,7 @@ def test_sync_takes_the_stack_setting_or_where_you_are_never_the_tool(
     job = re.search(r"run: job (\S+):", ran.stdout)[1]
     pulled = inv("pull", "--stack", stack).stdout  # no --job: the run's job, same folder
     assert f"pull: job {job} (the stack's latest job)" in pulled
+    assert re.search(r"^pull: \d+ files fetched \(", pulled, re.M), pulled  # as sync says it
     results = inv.project / "work_remote" / job
     assert (results / "work" / "out" / "here.txt").read_text() == "here\n"
     assert (results / "logs").is_dir()
