@@ -46,7 +46,6 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -62,10 +61,10 @@ from remote.pullpaths import (
     plan_entry,
     refusing,
 )
-from remote.pullstreams import deal, round_trip, stream_count
+from remote.pullstreams import deal, round_trip, stream_count, tar_command
 from remote.ssh import STALL_TIMEOUT_S, Connection
 from remote.tarstream import TarReader
-from remote.transfer import summary
+from remote.transfer import PullResult
 from remote.unpack import check_member, extract
 
 VANISHED = "listed but not sent: deleted or unreadable on the instance meanwhile?"
@@ -75,41 +74,6 @@ KILL_TIMEOUT_S = 10.0
 TAR_DONE = (0, 1, 2)
 """GNU tar: 0 fine, 1 a file changed while read, 2 some file failed (vanished, unreadable) but
 the archive was finished; anything else (ssh's 255, paramiko's -1 for no status) broke off."""
-
-
-@dataclass
-class PullResult:
-    local_dir: Path
-    fetched: list[str] = field(default_factory=list)
-    """Files transferred (new or changed)."""
-    nbytes: int = 0
-    unchanged: int = 0
-    links: list[str] = field(default_factory=list)
-    """Symlinks made or updated."""
-    refused: list[tuple[str, str]] = field(default_factory=list)
-    """(path, reason) for everything skipped: unsafe, unreadable in the listing, a local entry
-    in the way, or a name this side cannot make."""
-    vanished: list[str] = field(default_factory=list)
-    """Listed but not in the stream: deleted or unreadable on the instance meanwhile."""
-    kept: list[tuple[str, str]] = field(default_factory=list)
-    """(path, where the local file now is): local files in the way that the pull did not
-    write, renamed aside before the instance's version took their name (remote/pullrecord.py)."""
-    changed: list[str] = field(default_factory=list)
-    """Fetched, but changed on the instance while it was read: kept as sent."""
-    via: str = ""
-    """"ssh" (system client), "paramiko", or "" when nothing needed fetching."""
-    streams: int = 0
-    """Tar streams the files came over (remote/pullstreams.py); 0 when nothing was fetched."""
-    seconds: float = 0.0
-
-    def describe(self) -> str:
-        """One line for the user, in sync's words (remote/transfer.py)."""
-        how = self.via + (f", {self.streams} streams" if self.streams > 1 else "")
-        also = tuple(f"{len(items)} {what}" for items, what in (
-            (self.links, "links made"), (self.kept, "local files kept aside"),
-            (self.refused, "skipped"), (self.vanished, "vanished")) if items)
-        return summary("fetched", len(self.fetched), self.nbytes, self.unchanged,
-                       self.seconds, how, also)
 
 
 def pull(
@@ -420,19 +384,6 @@ class _Pull:
         if member.size != entry.size:
             self.warn(f"{rel} changed on the instance during the pull (listed {entry.size} "
                       f"bytes, sent {member.size}); kept as sent, a rerun fetches it again")
-
-
-# --- the stream -----------------------------------------------------------------------------
-
-
-def tar_command(remote_dir: str) -> str:
-    """GNU tar reading NUL-separated names on stdin; `./` before each name keeps a name that
-    starts with `-` from reading as an option; no recursion, so only the names we asked for;
-    --hard-dereference sends each name of a hard-linked file as a file of its own (a link
-    member would be refused, losing the second name). 128 KiB records (-b 256) instead of
-    10 KiB: measured a quarter faster through ssh."""
-    return (f"tar -b 256 -c -f - -C {shlex.quote(remote_dir)} --hard-dereference "
-            "--no-recursion --null -T -")
 
 
 class _SshClientFailed(Exception):

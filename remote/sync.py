@@ -26,52 +26,32 @@ the paramiko connection already open, in the listing's session; ``tar-ssh`` stre
 ``tar -x`` through the system ``ssh`` client (same key, same pinned known_hosts); ``rsync``
 runs rsync over that ssh with ``--files-from`` (no ``--delete``: deletions are ours), and is
 what ``auto`` falls back to when the instance has no tar. See choose_method() for the numbers.
+The two that run a local program live in remote/uploads.py.
 """
 
 from __future__ import annotations
 
 import shlex
 import shutil
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TextIO
 
+from remote import uploads
 from remote.errors import SshError, SyncError, SyncSourceError, tail
 from remote.listing import FIND_FORMAT
-from remote.openssh import rsync_rsh, ssh_argv
 from remote.progress import Progress
 from remote.selection import FS_ENCODING, FS_ERRORS, MANIFEST, LocalFile, select_files
 from remote.ssh import STALL_TIMEOUT_S, Connection, Target
 from remote.syncplan import make_plan, parse_state, render_manifest
-from remote.tarwrite import EMPTY_TAR, TAR_BUFFER, write_tar
-from remote.transfer import summary
+from remote.tarwrite import EMPTY_TAR, write_tar
+from remote.transfer import SyncResult
 
 LISTING_END = b"\0\0vast-gpu-sync listing end\0"
 METHODS = ("auto", "tar", "tar-ssh", "tar-paramiko", "rsync")
-
-
-@dataclass(frozen=True)
-class SyncResult:
-    """What one sync did."""
-
-    method: str
-    files_sent: int
-    bytes_sent: int
-    deleted: int
-    unchanged: int
-    seconds: float
-
-    def describe(self) -> str:
-        """One line for the user; a sync that had nothing to send says so."""
-        return summary("sent", self.files_sent, self.bytes_sent, self.unchanged, self.seconds,
-                       self.method, (f"{self.deleted} deleted",) if self.deleted else ())
 
 
 # --- what the instance has -------------------------------------------------------------------
@@ -177,9 +157,9 @@ def sync(conn: Connection, src: Path, dest: str, *, method: str = "auto", progre
                         session.finish(EMPTY_TAR)
                     session = None
                 if plan.send and chosen == "rsync":
-                    _upload_rsync(t, src, dest, plan.send, shown, doing)
+                    uploads.upload_rsync(t, src, dest, plan.send, shown, doing)
                 elif plan.send:
-                    _upload_tar_ssh(t, src, dest, plan.send, shown, doing)
+                    uploads.upload_tar_ssh(t, _tar_command(dest), src, plan.send, shown, doing)
         finally:
             if shown is not None:
                 shown.finish()
@@ -344,79 +324,3 @@ class _ChannelWriter:
     def write(self, data: bytes) -> int:
         self._session.send(data)
         return len(data)
-
-
-def _upload_tar_ssh(t: Target, src: Path, dest: str, files: list[LocalFile],
-                    progress: Progress | None, doing: str) -> None:
-    argv = ssh_argv(t, _tar_command(dest))
-    _run_local(t, argv, doing, lambda stdin: write_tar(stdin, src, files, progress))
-
-
-def _upload_rsync(t: Target, src: Path, dest: str, files: list[LocalFile],
-                  progress: Progress | None, doing: str) -> None:
-    argv = [
-        "rsync", "-lpt", "--omit-dir-times", "--from0", "--files-from=-", "--protect-args",
-        "--out-format=%i %l", "-e", rsync_rsh(t),
-        f"{src}/", f"{t.user}@{_rsync_host(t.host)}:{dest}/",
-    ]
-    listing = b"".join(f.path.encode(FS_ENCODING, FS_ERRORS) + b"\0" for f in files)
-
-    def feed(stdin: IO[bytes]) -> None:
-        stdin.write(listing)
-
-    def on_line(line: str) -> None:
-        code, _, size = line.partition(" ")
-        if progress is not None and code[:2] in (">f", "cL") and size.isdigit():
-            progress.advance(1, int(size))
-
-    _run_local(t, argv, doing, feed, on_line if progress is not None else None)
-
-
-def _rsync_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
-def _run_local(t: Target, argv: list[str], doing: str, feed: Callable[[IO[bytes]], None],
-               on_line: Callable[[str], None] | None = None) -> None:
-    """Run ssh/rsync feeding its stdin; a broken pipe or a non-zero exit becomes SyncError
-    with the tail of its stderr (kept in a file so a chatty stderr cannot block it)."""
-    with tempfile.TemporaryFile() as errfile:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, bufsize=TAR_BUFFER,
-                                stdout=subprocess.PIPE if on_line else subprocess.DEVNULL,
-                                stderr=errfile)
-        reader = None
-        if on_line is not None:
-            assert proc.stdout is not None
-            reader = threading.Thread(target=_read_lines, args=(proc.stdout, on_line),
-                                      daemon=True)
-            reader.start()
-        assert proc.stdin is not None
-        broken = False
-        try:
-            feed(proc.stdin)
-            proc.stdin.close()
-        except BrokenPipeError:
-            broken = True
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        finally:
-            try:
-                proc.stdin.close()
-            except BrokenPipeError:
-                broken = True
-        code = proc.wait()
-        if reader is not None:
-            reader.join()
-        errfile.seek(0)
-        err = errfile.read()
-    if code != 0 or broken:
-        what = argv[0] + (" could not connect or lost the connection" if code == 255 else
-                          f" exited {code}")
-        raise SyncError(t.host, t.port, doing, f"{what}: {tail(err)}")
-
-
-def _read_lines(stream: IO[bytes], on_line: Callable[[str], None]) -> None:
-    for raw in stream:
-        on_line(raw.decode(errors="replace").rstrip("\n"))

@@ -372,15 +372,15 @@ def test_rsync_with_sshd_gone_before_the_upload_is_a_clear_error(
     instance_id, target = rent()
     src = tmp_path / "src"
     make_tree(src, 20)
-    import remote.sync as sync_module
+    import remote.uploads as uploads_module
 
-    real = sync_module._upload_rsync
+    real = uploads_module.upload_rsync
 
     def kill_then_upload(*args: object, **kwargs: object) -> None:
         vastsim.admin_post(f"/_sim/instances/{instance_id}/kill", {"status": "exited"})
         real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(sync_module, "_upload_rsync", kill_then_upload)
+    monkeypatch.setattr(uploads_module, "upload_rsync", kill_then_upload)
     with Connection(target) as conn, pytest.raises(SyncError) as err:
         sync(conn, src, "/app", method="rsync", progress=False)
     message = str(err.value)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from remote.pull import PullResult
-from remote.sync import SyncResult
+from remote.transfer import PullResult, SyncResult
 
 
 def test_sync_and_pull_describe_what_they_moved_in_the_same_words() -> None:
