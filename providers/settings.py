@@ -15,19 +15,17 @@ documented as "off". Secrets are refused as stack config (providers/credentials.
 from __future__ import annotations
 
 import difflib
-import json
-import math
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pulumi.runtime.rpc import UNKNOWN
 
-from providers.credentials import REGISTRY_LOGIN_ENV, resolve_api_url
+from providers import settingvalues as read
+from providers.credentials import REGISTRY_LOGIN_ENV
 from providers.errors import ConfigError, QueryError
-from providers.query import parse_order, parse_query
-from remote.watchdog import MAX_ONSTART_CHARS, Deadman, onstart_with_watchdog, parse_duration
+from providers.settingvalues import Parser
+from remote.watchdog import MAX_ONSTART_CHARS, Deadman, onstart_with_watchdog
 
 NAMESPACE = "vast-gpu"
 DEFAULT_QUERY = (
@@ -46,21 +44,8 @@ DEFAULT_EXPECTED_HOURS = 1.0
 DEFAULT_EXPECTED_SYNC_GB = 1.0
 DEFAULT_EXPECTED_PULL_GB = 1.0
 MIN_DISK_GB = 8.0  # vast.ai's minimum
-MAX_LABEL_CHARS = 900  # vast.ai allows 1024; our tag takes the rest
 BID_RANGE = (0.001, 128.0)  # $/h accepted by vast.ai for an interruptible bid
 MAX_COUNT = 16
-MAX_IMAGE_CHARS = 1024
-
-# Docker's reference grammar (distribution/reference): [host[:port]/]path[:tag][@digest].
-_IMAGE = re.compile(
-    r"(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*"
-    r"[a-zA-Z0-9])?))*(?::[0-9]+)?/)?"
-    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-    r"(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:"
-    r"[0-9a-fA-F]{32,})?"
-)
-
-Parser = Callable[[Any], Any]
 
 
 @dataclass(frozen=True)
@@ -80,150 +65,46 @@ class Key:
     """Why this key may not be set as stack config, and what to do instead."""
 
 
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("must be text")
-    return value
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError("must be a number")
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise ValueError("must be a number") from None
-    if not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return float(value)
-
-
-def _whole(value: Any) -> int:
-    number = _number(value)
-    if number != int(number):
-        raise ValueError("must be a whole number")
-    return int(number)
-
-
-def _at_least(low: float, unit: str, parse: Parser = _number, strict: bool = False) -> Parser:
-    def check(value: Any) -> Any:
-        number = parse(value)
-        if number < low or (strict and number == low):
-            raise ValueError(f"must be {unit} {'above' if strict else '>='} {low:g}")
-        return number
-    return check
-
-
-def _between(low: float, high: float, unit: str, parse: Parser = _number) -> Parser:
-    def check(value: Any) -> Any:
-        number = parse(value)
-        if not low <= number <= high:
-            raise ValueError(f"must be {unit} between {low:g} and {high:g}")
-        return number
-    return check
-
-
-def _duration(value: Any) -> int:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = _whole(value)
-        if number < 0:
-            raise ValueError("must be a duration like 90, 45s, 30m or 12h; 0 = off")
-        return number
-    try:
-        return parse_duration(_text(value))
-    except ValueError as exc:
-        raise ValueError(f"{exc}; 0 = off") from None
-
-
-def _image(value: Any) -> str:
-    text = _text(value)
-    if not text or len(text) > MAX_IMAGE_CHARS or not _IMAGE.fullmatch(text):
-        raise ValueError("must be a Docker image reference like pytorch/pytorch:2.4.0 or "
-                         "ghcr.io/owner/name:tag (lowercase, no spaces or shell characters)")
-    return text
-
-
-def _query(value: Any) -> str:
-    parse_query(_text(value))
-    return value
-
-
-def _order(value: Any) -> str:
-    parse_order(_text(value))
-    return value
-
-
-def _env(value: Any) -> dict[str, str]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise ValueError("must be a map of NAME: value") from None
-    if not isinstance(value, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise ValueError("must be a map of NAME: string value (quote numbers and booleans)")
-    return dict(value)
-
-
-def _label(value: Any) -> str:
-    text = _text(value)
-    if len(text) > MAX_LABEL_CHARS:
-        raise ValueError(f"must be text of at most {MAX_LABEL_CHARS} characters")
-    return text
-
-
-def _remote_dir(value: Any) -> str:
-    text = _text(value)
-    if not text.startswith("/") or "\0" in text or "\n" in text:
-        raise ValueError("must be an absolute path on the instance, like /app")
-    return text.rstrip("/") or "/"
-
-
-def _url(value: Any) -> str:
-    return resolve_api_url(_text(value), {})
-
-
 _STATE_NOTE = ("stack config is recorded, encrypted, in the stack's Pulumi state (the inputs of "
                "the pulumi-python provider), its history and backups")
 KEYS: tuple[Key, ...] = (
-    Key("image", "image", _image, replace=True),
-    Key("disk", "disk_gb", _at_least(MIN_DISK_GB, "a number of GB"), DEFAULT_DISK_GB,
+    Key("image", "image", read.image, replace=True),
+    Key("disk", "disk_gb", read.at_least(MIN_DISK_GB, "a number of GB"), DEFAULT_DISK_GB,
         replace=True),
-    Key("query", "query", _query, DEFAULT_QUERY, replace=True),
-    Key("order", "order", _order, DEFAULT_ORDER, replace=True),
-    Key("maxPricePerHour", "max_price", _at_least(0, "a price in $/h", strict=True)),
-    Key("bidPrice", "bid_price", _between(*BID_RANGE, "a bid in $/h"), replace=True),
-    Key("onstart", "onstart", _text, replace=True),
-    Key("env", "env", _env, {}, replace=True),
-    Key("label", "label", _label),
-    Key("sshPublicKey", "ssh_public_key", _text),
-    Key("readyTimeout", "ready_timeout_s", _at_least(0, "a number of seconds", strict=True),
+    Key("query", "query", read.query, DEFAULT_QUERY, replace=True),
+    Key("order", "order", read.order, DEFAULT_ORDER, replace=True),
+    Key("maxPricePerHour", "max_price", read.at_least(0, "a price in $/h", strict=True)),
+    Key("bidPrice", "bid_price", read.between(*BID_RANGE, "a bid in $/h"), replace=True),
+    Key("onstart", "onstart", read.text, replace=True),
+    Key("env", "env", read.env, {}, replace=True),
+    Key("label", "label", read.label),
+    Key("sshPublicKey", "ssh_public_key", read.text),
+    Key("readyTimeout", "ready_timeout_s", read.at_least(0, "a number of seconds", strict=True),
         DEFAULT_READY_TIMEOUT_S),
-    Key("maxAttempts", "max_attempts", _at_least(1, "a whole number", _whole),
+    Key("maxAttempts", "max_attempts", read.at_least(1, "a whole number", read.whole),
         DEFAULT_MAX_ATTEMPTS),
     # the dead-man switch's settings are baked into onstart, which runs only at boot
-    Key("maxLifetime", "max_lifetime_s", _duration, DEFAULT_MAX_LIFETIME_S, replace=True),
-    Key("idleTimeout", "idle_timeout_s", _duration, DEFAULT_IDLE_TIMEOUT_S, replace=True),
-    Key("leaseTimeout", "lease_timeout_s", _duration, DEFAULT_LEASE_TIMEOUT_S, replace=True),
-    Key("maxCost", "max_cost", _at_least(0, "dollars (the whole run's cap)", strict=True)),
-    Key("expectedHours", "expected_hours", _at_least(0, "a number of hours", strict=True),
+    Key("maxLifetime", "max_lifetime_s", read.duration, DEFAULT_MAX_LIFETIME_S, replace=True),
+    Key("idleTimeout", "idle_timeout_s", read.duration, DEFAULT_IDLE_TIMEOUT_S, replace=True),
+    Key("leaseTimeout", "lease_timeout_s", read.duration, DEFAULT_LEASE_TIMEOUT_S, replace=True),
+    Key("maxCost", "max_cost", read.at_least(0, "dollars (the whole run's cap)", strict=True)),
+    Key("expectedHours", "expected_hours", read.at_least(0, "a number of hours", strict=True),
         DEFAULT_EXPECTED_HOURS),
-    Key("expectedSyncGB", "expected_sync_gb", _at_least(0, "a number of GB"),
+    Key("expectedSyncGB", "expected_sync_gb", read.at_least(0, "a number of GB"),
         DEFAULT_EXPECTED_SYNC_GB),
-    Key("expectedPullGB", "expected_pull_gb", _at_least(0, "a number of GB"),
+    Key("expectedPullGB", "expected_pull_gb", read.at_least(0, "a number of GB"),
         DEFAULT_EXPECTED_PULL_GB),
-    Key("count", "count", _between(1, MAX_COUNT, "a whole number", _whole), 1, instance=False),
-    Key("appDir", "app_dir", _remote_dir, DEFAULT_APP_DIR, instance=False),
-    Key("workDir", "work_dir", _remote_dir, DEFAULT_WORK_DIR, instance=False),
-    Key("apiUrl", "api_url", _url, instance=False),
+    Key("count", "count", read.between(1, MAX_COUNT, "a whole number", read.whole), 1,
+        instance=False),
+    Key("appDir", "app_dir", read.remote_dir, DEFAULT_APP_DIR, instance=False),
+    Key("workDir", "work_dir", read.remote_dir, DEFAULT_WORK_DIR, instance=False),
+    Key("apiUrl", "api_url", read.url, instance=False),
     # the local tree `inv sync` and deploy upload; relative paths from stacks/ (workflow/source.py)
-    Key("src", "src", _text, instance=False),
-    Key("apiKey", "", _text, instance=False,
+    Key("src", "src", read.text, instance=False),
+    Key("apiKey", "", read.text, instance=False,
         forbidden=f"{_STATE_NOTE}; remove it (`pulumi config rm vast-gpu:apiKey`) and export "
                   "VAST_API_KEY or write ~/.config/vastai/vast_api_key"),
-    Key("registryLogin", "", _text, instance=False,
+    Key("registryLogin", "", read.text, instance=False,
         forbidden=f"{_STATE_NOTE}; remove it (`pulumi config rm vast-gpu:registryLogin`) and "
                   f"export {REGISTRY_LOGIN_ENV}='-u USER -p TOKEN REGISTRY', or GHCR_TOKEN for a "
                   "ghcr.io image"),
