@@ -43,9 +43,25 @@ def _until(proc: subprocess.Popen[str], text: str, seen: list[str], within: floa
     raise AssertionError(f"no {text!r} in deploy's output:\n{''.join(seen)}")
 
 
-def _finish(proc: subprocess.Popen[str], seen: list[str], within: float) -> str:
-    rest, _ = proc.communicate(timeout=within)
-    return "".join(seen) + rest
+def _finish(proc: subprocess.Popen[str], seen: list[str], within: float,
+            since: float) -> str:
+    """Read the rest of deploy's output; print when the loss was said and when a task next
+    ran on another instance, counted from `since` (the strike)."""
+    end = time.monotonic() + within
+    assert proc.stdout is not None
+    marks: dict[str, float] = {}
+    while time.monotonic() < end:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if " was outbid at task" in line or " was lost at task" in line:
+            marks.setdefault("the loss said", time.monotonic() - since)
+        if "[3/4 nap] napping" in line:
+            marks.setdefault("task 3 running again on the new instance", time.monotonic() - since)
+    proc.wait(timeout=max(1.0, end - time.monotonic()))
+    print("".join(f"\n{what}: {at:.1f} s after the strike" for what, at in marks.items()))
+    return "".join(seen)
 
 
 def _strike(inv: Inv, vastsim: VastSim, app: Path, base: str, job: str,
@@ -63,7 +79,7 @@ def _strike(inv: Inv, vastsim: VastSim, app: Path, base: str, job: str,
         [first] = vastsim.billing_now()
         hit(first)
         struck = time.monotonic()
-        out = _finish(proc, seen, 300)
+        out = _finish(proc, seen, 300, struck)
     finally:
         if proc.poll() is None:
             proc.kill()
