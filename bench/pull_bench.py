@@ -1,10 +1,11 @@
 """How fast `inv pull` is next to `rsync -a` and `scp -r` over the same sshd, on the same data.
 
 Run: ``.venv/bin/python -m bench.pull_bench [--mb 1024] [--big-files 1] [--small 200]
-[--runs 1] [--link wan] [--no-scp]``. It starts a vastsim, rents one instance, fills its /work
-with random big data (``--mb`` MiB in ``--big-files`` files) plus small files, then for each
-method pulls /work into an empty local dir and times it: our pull (system ssh with as many
-streams as it chooses, the same held to one stream, and the paramiko fallback), ``rsync -a``
+[--data random|text] [--runs 1] [--link wan] [--no-scp]``. It starts a vastsim, rents one
+instance, fills its /work with big data (``--mb`` MiB in ``--big-files`` files) plus small
+files, then for each method pulls /work into an empty local dir and times it: our pull (system
+ssh with as many streams and the compression it chooses, the same held to one stream, with
+gzip forced on and off, and the paramiko fallback), ``rsync -a``
 and ``scp -r`` with the same ssh options, and a raw ``ssh cat`` of the big data as the limit of
 one stream over the link. Every time includes
 starting the connection (our paramiko connect as well as ssh's). Dirty pages are flushed before
@@ -38,11 +39,20 @@ from vastsim.testing import VastSim
 MB = 1_000_000
 
 
-def fill_work(t: Target, mb: int, files: int, small: int) -> int:
-    """`mb` MiB of random data in `files` files, `small` 4 KB files in 10 dirs; total bytes."""
+DATA = {
+    "random": "head -c {each} /dev/urandom",
+    "text": "od -An -tu2 -v /dev/urandom | head -c {each}",
+}
+"""What the big files hold: random bytes (nothing compresses them: model weights, audio), or
+numbers as text (a CSV or a log: gzip -1 makes them about a third)."""
+
+
+def fill_work(t: Target, mb: int, files: int, small: int, data: str = "random") -> int:
+    """`mb` MiB of `data` in `files` files, `small` 4 KB files in 10 dirs; total bytes."""
     each = mb * 1024 * 1024 // files
+    make = DATA[data].format(each=each)
     with Connection(t) as conn:
-        conn.run(f"for i in $(seq 1 {files}); do head -c {each} /dev/urandom > /work/big$i.bin; "
+        conn.run(f"for i in $(seq 1 {files}); do {make} > /work/big$i.bin; "
                  "done && cd /work && "
                  f"for i in $(seq 1 {small}); do d=small/d$((i % 10)); mkdir -p $d; "
                  "head -c 4096 /dev/urandom > $d/f$i; done")
@@ -53,12 +63,17 @@ def methods(t: Target) -> dict[str, Callable[[Path], None]]:
     rsh = rsync_rsh(t)
     remote = f"{t.user}@{t.host}:/work"
 
-    def ours(via: str, streams: int | None = None) -> Callable[[Path], None]:
+    def ours(via: str, streams: int | None = None, compress: bool | None = None
+             ) -> Callable[[Path], None]:
         def run(dest: Path) -> None:
             with Connection(t) as conn:
-                result = pull(conn, local_dir=dest, via=via, log=io.StringIO(), streams=streams)
+                result = pull(conn, local_dir=dest, via=via, log=io.StringIO(), streams=streams,
+                              compress=compress)
             assert result.via == via and not result.refused, result
-            used[via if streams is None else f"{via}, {streams}"] = result.streams
+            assert compress is None or result.compressed == compress, result
+            name = via if streams is None else f"{via}, {streams}"
+            used[name + {None: "", True: ", gzip", False: ", no gzip"}[compress]] = (
+                result.streams, result.compressed)
         return run
 
     def command(argv: list[str], stdout: Path | None = None) -> Callable[[Path], None]:
@@ -75,6 +90,8 @@ def methods(t: Target) -> dict[str, Callable[[Path], None]]:
     return {
         "ours (ssh)": ours("ssh"),
         "ours (ssh, 1 stream)": ours("ssh", 1),
+        "ours (ssh, gzip)": ours("ssh", compress=True),
+        "ours (ssh, no gzip)": ours("ssh", compress=False),
         "ours (paramiko)": ours("paramiko"),
         "rsync -a": command(["rsync", "-a", "-e", rsh, f"{remote}/", "DEST/"]),
         "rsync -az": command(["rsync", "-az", "-e", rsh, f"{remote}/", "DEST/"]),
@@ -84,8 +101,8 @@ def methods(t: Target) -> dict[str, Callable[[Path], None]]:
     }
 
 
-used: dict[str, int] = {}
-"""Streams each of our methods used in its last run."""
+used: dict[str, tuple[int, bool]] = {}
+"""Streams each of our methods used in its last run, and whether they were compressed."""
 
 
 def main() -> None:
@@ -93,6 +110,8 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=1024, help="size of the big data, MiB")
     parser.add_argument("--big-files", type=int, default=1, help="files the big data is in")
     parser.add_argument("--small", type=int, default=200, help="number of 4 KB files")
+    parser.add_argument("--data", choices=sorted(DATA), default="random",
+                        help="what the big files hold (text compresses, random does not)")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--no-scp", action="store_true",
                         help="leave scp -r out (it waits a round trip or more on every file)")
@@ -110,12 +129,13 @@ def main() -> None:
               BenchInstance(sim, key, "pull", disk=60) as inst,
               through(args.link, inst.target(work / "known_hosts"), work) as (t, _link)):
             total = fill_work(inst.target(work / "known_hosts"), args.mb, args.big_files,
-                              args.small)
+                              args.small, args.data)
             with Connection(t) as conn:  # pins the link's host:port for ssh, rsync and scp
                 conn.run("true")
             where = f"the {args.link} link: {PROFILES[args.link].describe()}" if args.link \
                 else "direct"
-            print(f"/work: {total / MB:.0f} MB ({args.mb} MiB in {args.big_files} file(s) + "
+            print(f"/work: {total / MB:.0f} MB ({args.mb} MiB of {args.data} in "
+                  f"{args.big_files} file(s) + "
                   f"{args.small} small files); {args.runs} run(s) each; sshd {t.host}:{t.port} "
                   f"({where})")
             runners = methods(t)
@@ -132,7 +152,8 @@ def main() -> None:
                     times[name].append(time.monotonic() - start)
                     shutil.rmtree(dest)
             report(times, total, args.mb * 1024 * 1024)  # before the teardown, which can fail
-            print("streams used: " + ", ".join(f"{k} {v}" for k, v in used.items()))
+            print("streams used: " + ", ".join(
+                f"{k} {n}{' gzip' if z else ''}" for k, (n, z) in used.items()))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -30,7 +30,8 @@ it. paramiko moves every packet through Python and measured about half as fast (
 pull_bench.py), so it is the fallback: if the ssh client cannot connect, the same stream comes
 over the Connection (both are remote/process.py's RemoteProcess). Over a long round trip
 with much to fetch, the files are dealt to a few such streams at once, one ssh client each
-(remote/pullstreams.py): one SSH channel's window, not the link, is then the limit. Each
+(remote/pullstreams.py): one SSH channel's window, not the link, is then the limit; and the
+streams are gzipped on the instance, inflated here (remote/inflate.py). Each
 stream is unpacked by remote/tarstream.py's TarReader rather than tarfile's stream mode,
 whose extra copies made unpacking about 1.7 times slower (measured on a 256 MiB file).
 """
@@ -38,21 +39,21 @@ whose extra copies made unpacking about 1.7 times slower (measured on a 256 MiB 
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import sys
 import tarfile
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
 from remote import openssh, pullrecord
 from remote.errors import PullError, SshError, UnsafePathError, tail
+from remote.inflate import Inflated, open_stream
 from remote.listing import Entry, Stalled, list_command, list_remote
 from remote.openssh import OpenSshProcess
+from remote.pidfiles import KILL_TIMEOUT_S, RemotePids
 from remote.process import RemoteProcess
 from remote.progress import Progress
 from remote.pullpaths import (
@@ -61,7 +62,15 @@ from remote.pullpaths import (
     plan_entry,
     refusing,
 )
-from remote.pullstreams import deal, round_trip, stream_count, tar_command
+from remote.pullstreams import (
+    COMPRESS_MIN_BYTES,
+    compresses,
+    deal,
+    mode_line,
+    round_trip,
+    stream_count,
+    tar_command,
+)
 from remote.ssh import STALL_TIMEOUT_S, Connection
 from remote.tarstream import TarReader
 from remote.transfer import PullResult
@@ -69,8 +78,6 @@ from remote.unpack import check_member, extract
 
 VANISHED = "listed but not sent: deleted or unreadable on the instance meanwhile?"
 SSH_FAILED = 255  # OpenSSH's exit code for its own failures (connect, auth, host key)
-PID_DIR = "/tmp/vast-gpu"  # the watchdog's dir on the instance, wiped at each boot
-KILL_TIMEOUT_S = 10.0
 TAR_DONE = (0, 1, 2)
 """GNU tar: 0 fine, 1 a file changed while read, 2 some file failed (vanished, unreadable) but
 the archive was finished; anything else (ssh's 255, paramiko's -1 for no status) broke off."""
@@ -79,32 +86,34 @@ the archive was finished; anything else (ssh's 255, paramiko's -1 for no status)
 def pull(
     conn: Connection, remote_dir: str = "/work", *, local_dir: Path, via: str = "auto",
     log: TextIO = sys.stderr, tty: bool | None = None, stall_s: float = STALL_TIMEOUT_S,
-    streams: int | None = None,
+    streams: int | None = None, compress: bool | None = None,
 ) -> PullResult:
     """Copy remote_dir's contents into local_dir (created if missing). `via`: "auto" (system
     ssh, else paramiko), "ssh" or "paramiko". `streams`: how many ssh-client streams at most
-    (None: as the round trip and the bytes call for, remote/pullstreams.py). A listing or
+    (None: as the round trip and the bytes call for, remote/pullstreams.py); `compress`: gzip
+    on the instance (None: over a long round trip only, the same module). A listing or
     stream that sends nothing for stall_s is a PullError, and its remote process group is
     killed."""
     if via not in ("auto", "ssh", "paramiko"):
         raise ValueError(f"via must be 'auto', 'ssh' or 'paramiko', got {via!r}")
     if streams is not None and streams < 1:
         raise ValueError(f"streams must be at least 1, got {streams}")
-    return _Pull(conn, remote_dir, local_dir, log, tty, stall_s, streams).run(via)
+    return _Pull(conn, remote_dir, local_dir, log, tty, stall_s, streams, compress).run(via)
 
 
 class _Pull:
     def __init__(
         self, conn: Connection, remote_dir: str, local_dir: Path, log: TextIO, tty: bool | None,
-        stall_s: float, streams: int | None,
+        stall_s: float, streams: int | None, compress: bool | None,
     ) -> None:
         self.conn = conn
         self.stall_s = stall_s
         self.streams = streams
+        self.compress = compress
         self.lock = threading.Lock()
         """Guards what the streams of a parallel pull share: the result, the record, the log."""
-        self.run_id = uuid.uuid4().hex[:12]
-        """Names the pid files the remote tar and find write, so a stalled one can be killed."""
+        self.pids = RemotePids(conn, "pull")
+        """The pid files the remote tar and find write, so a stalled one can be killed."""
         self.remote_dir = remote_dir
         local_dir.mkdir(parents=True, exist_ok=True)
         self.root = Path(os.path.realpath(local_dir))
@@ -128,24 +137,12 @@ class _Pull:
             self.result.refused.append((path, reason))
             self.warn(f"refusing {path!r}: {reason}")
 
-    def pidfile(self, what: str) -> str:
-        return f"{PID_DIR}/pull-{self.run_id}-{what}.pid"
-
     def tracked(self, command: str, what: str) -> str:
-        """The command run so that its pid (its process group's: sshd makes each session
-        one) lands in pidfile(what)."""
-        return (f"mkdir -p {PID_DIR} && echo $$ > {self.pidfile(what)} && "
-                f"exec sh -c {shlex.quote(command)}")
+        return self.pids.tracked(command, what)
 
     def kill_remote(self, what: str) -> None:
-        """After a stall: kill the remote command's process group; best effort, bounded."""
-        pidfile = self.pidfile(what)
-        try:
-            self.conn.run(f"kill -9 -- -$(cat {pidfile}) 2>/dev/null; rm -f {pidfile}",
-                          check=False, timeout=KILL_TIMEOUT_S)
-        except SshError as exc:
-            self.warn(f"could not stop the remote command ({exc}); the instance's own "
-                      "dead-man switch still ends it")
+        """After a stall: kill the remote command's process group."""
+        self.pids.kill(what, self.warn)
 
     def error(self, reason: str) -> PullError:
         return PullError(self.conn.target.host, self.conn.target.port, self.remote_dir, reason)
@@ -246,7 +243,7 @@ class _Pull:
                 try:
                     self.result.via = "ssh"
                     try:
-                        groups = deal(wanted, self.stream_count(wanted))
+                        groups = deal(wanted, self.use_link(wanted))
                     except BaseException:  # the round trip could not be timed: end the client
                         early.stop(0)
                         raise
@@ -263,6 +260,8 @@ class _Pull:
             self.result.via = "paramiko"
             self.result.streams = 1
             rest = {r: e for r, e in wanted.items() if r not in self.sent}
+            if self.compress is None:
+                self.use_link(rest)
             try:  # the link that broke the ssh client's stream may have broken this one too
                 command = self.tracked(tar_command(self.remote_dir), "tar")
                 source = self.conn.start(command)
@@ -272,15 +271,18 @@ class _Pull:
         finally:
             progress.finish()
 
-    def stream_count(self, wanted: Mapping[str, Entry]) -> int:
-        """The streams asked for, else as many as the round trip and the bytes call for (the
-        round trip is measured only when the bytes could use more than one)."""
+    def use_link(self, wanted: Mapping[str, Entry]) -> int:
+        """The streams to open, as asked or as the round trip and the bytes call for; settles
+        whether to compress too. The round trip is timed only when the answer depends on it
+        (more than one stream's worth of bytes, or enough to compress, left to us)."""
         sizes = [e.size for e in wanted.values()]
-        if self.streams is not None:
-            return self.streams
-        if stream_count(sizes, float("inf")) == 1:
-            return 1
-        return stream_count(sizes, round_trip(self.conn))
+        rtt: float | None = None
+        many = self.streams is None and stream_count(sizes, float("inf")) > 1
+        if many or (self.compress is None and sum(sizes) >= COMPRESS_MIN_BYTES):
+            rtt = round_trip(self.conn)
+        if self.compress is None:
+            self.compress = compresses(rtt)
+        return self.streams if self.streams is not None else stream_count(sizes, rtt)
 
     def fetch_parallel(
         self, groups: list[dict[str, Entry]], progress: Progress, early: RemoteProcess,
@@ -323,12 +325,16 @@ class _Pull:
     ) -> None:
         """One tar stream for `wanted`; each member checked, then written into place. `what`
         names its remote pid file."""
-        source.send(b"".join(os.fsencode("./" + rel) + b"\0" for rel in wanted))
+        source.send(mode_line(bool(self.compress))
+                    + b"".join(os.fsencode("./" + rel) + b"\0" for rel in wanted))
         source.watch_for_stall(self.stall_s)
         got_any = False
         broken: BaseException | None = None
         try:
-            archive = TarReader(source.stdout)
+            stream = open_stream(source.stdout)
+            if isinstance(stream, Inflated):
+                self.result.compressed = True
+            archive = TarReader(stream)  # type: ignore[arg-type]
             for member in archive:
                 try:
                     rel = check_member(member, wanted)

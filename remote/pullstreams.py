@@ -1,5 +1,5 @@
-"""How many tar streams a pull uses, which files each one carries, and the remote tar each
-runs.
+"""How a pull uses the link: how many tar streams, which files each one carries, whether they
+are compressed, and the remote tar each runs.
 
 One SSH channel moves at most one window per round trip: OpenSSH's 2 MiB window allows about
 26 MB/s over an 80 ms round trip and 10 MB/s over 200 ms, whatever the link could carry
@@ -28,6 +28,11 @@ MIN_STREAM_BYTES = 16 << 20
 PARALLEL_RTT_S = 0.02
 """A round trip at least this long may need streams: at 20 ms one stream tops out near 100 MB/s
 (a LAN's round trip is well under a millisecond)."""
+COMPRESS_MIN_BYTES = MIN_STREAM_BYTES
+"""Below this the bytes cross a long link in about a second anyway, less than the round trips
+that timing it costs; such a pull is not compressed."""
+GZIP_MODE = b"gz\n"
+RAW_MODE = b"-\n"
 PINGS = 3
 """At most this many round trips are timed, the shortest kept: a busy machine (the early ssh
 client logging in beside us) can delay one answer by several milliseconds."""
@@ -75,11 +80,31 @@ def round_trip(conn: Connection) -> float:
     return shortest
 
 
+def compresses(rtt_s: float | None) -> bool:
+    """Whether a pull compresses: when the round trip says the bytes cross a real link
+    (PARALLEL_RTT_S, the same line as for streams), where the link, not the CPU, is the limit;
+    never on a LAN or loopback, where gzip would be the slowest part (docs/benchmarks.md)."""
+    return rtt_s is not None and rtt_s >= PARALLEL_RTT_S
+
+
+def mode_line(compress: bool) -> bytes:
+    """The first line the remote tar command reads on stdin, before the names."""
+    return GZIP_MODE if compress else RAW_MODE
+
+
 def tar_command(remote_dir: str) -> str:
     """GNU tar reading NUL-separated names on stdin; `./` before each name keeps a name that
     starts with `-` from reading as an option; no recursion, so only the names we asked for;
     --hard-dereference sends each name of a hard-linked file as a file of its own (a link
     member would be refused, losing the second name). 128 KiB records (-b 256) instead of
-    10 KiB: measured a quarter faster through ssh."""
-    return (f"tar -b 256 -c -f - -C {shlex.quote(remote_dir)} --hard-dereference "
+    10 KiB: measured a quarter faster through ssh.
+
+    The names follow one mode line (mode_line()): ``gz`` has tar compress with ``gzip -1``
+    when the instance has gzip (tar's own exit code still says how the archive went); the
+    local side tells a gzip stream by its magic bytes (remote/inflate.py), so an instance
+    without gzip sends plain tar and nothing breaks."""
+    return ("IFS= read -r mode; set --; "
+            'if [ "$mode" = gz ] && command -v gzip >/dev/null 2>&1; then '
+            "set -- '--use-compress-program=gzip -1'; fi; "
+            f'exec tar -b 256 -c -f - "$@" -C {shlex.quote(remote_dir)} --hard-dereference '
             "--no-recursion --null -T -")

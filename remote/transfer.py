@@ -60,11 +60,14 @@ class PullResult:
     """"ssh" (system client), "paramiko", or "" when nothing needed fetching."""
     streams: int = 0
     """Tar streams the files came over (remote/pullstreams.py); 0 when nothing was fetched."""
+    compressed: bool = False
+    """The stream came gzip-compressed (a long round trip, and gzip on the instance)."""
     seconds: float = 0.0
 
     def describe(self) -> str:
         """One line for the user, in sync's words."""
-        how = self.via + (f", {self.streams} streams" if self.streams > 1 else "")
+        how = self.via + (f", {self.streams} streams" if self.streams > 1 else "") + (
+            ", gzip" if self.compressed else "")
         also = tuple(f"{len(items)} {what}" for items, what in (
             (self.links, "links made"), (self.kept, "local files kept aside"),
             (self.refused, "skipped"), (self.vanished, "vanished")) if items)

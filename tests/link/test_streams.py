@@ -1,6 +1,6 @@
-"""A pull through a link with a real round trip opens several streams by itself, and a reset
-that breaks all of them at once is a PullError that a rerun completes (Toxiproxy in front of a
-vastsim sshd)."""
+"""A pull through a link with a real round trip opens several streams and compresses by itself,
+and a reset that breaks all of them at once is a PullError that a rerun completes (Toxiproxy in
+front of a vastsim sshd)."""
 
 from __future__ import annotations
 
@@ -38,11 +38,13 @@ def test_a_long_round_trip_and_enough_bytes_open_several_streams(
     with Connection(via_link) as conn:
         result = pull(conn, "/work/many", local_dir=home / "pulled", log=io.StringIO())
     assert (result.via, result.streams) == ("ssh", 3), result  # 48 MiB: three streams' worth
+    assert result.compressed, result  # a real round trip: the link is what limits
     check_home(home, home / "pulled", want, complete=True)
 
     direct_dest = tmp_path / "direct"
-    with Connection(target) as conn:  # the same bytes over loopback: one stream
-        assert pull(conn, "/work/many", local_dir=direct_dest, log=io.StringIO()).streams == 1
+    with Connection(target) as conn:  # the same bytes over loopback: one stream, no gzip
+        direct = pull(conn, "/work/many", local_dir=direct_dest, log=io.StringIO())
+    assert (direct.streams, direct.compressed) == (1, False), direct
 
 
 def test_a_reset_of_every_stream_is_a_pull_error_and_a_rerun_completes(

@@ -301,8 +301,9 @@ def test_a_hostile_tar_stream_is_checked_member_by_member(
 
 
 @pytest.mark.sshd
+@pytest.mark.parametrize("compress", [False, True])
 def test_a_stream_cut_short_is_an_error_and_keeps_nothing_half_written(
-    target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compress: bool
 ) -> None:
     real = remote.pull.tar_command
     monkeypatch.setattr(remote.pull, "tar_command", lambda d: real(d) + " | head -c 150000")
@@ -310,8 +311,9 @@ def test_a_stream_cut_short_is_an_error_and_keeps_nothing_half_written(
     with Connection(target) as conn:
         conn.run("head -c 400000 /dev/urandom > /work/big.bin")
         with pytest.raises(PullError) as err:
-            pull(conn, local_dir=local, log=io.StringIO())
+            pull(conn, local_dir=local, log=io.StringIO(), compress=compress)
     assert "broke off" in str(err.value) and "rerun" in str(err.value)
+    assert ("gzip stream was cut short" in str(err.value)) == compress
     assert list(local.iterdir()) == []  # no partial file left under its name or a temp name
 
 
