@@ -49,9 +49,7 @@ class Inflated:
                 return data
 
     def readinto(self, buffer: memoryview) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+        return _fill(buffer, self.read(len(buffer)))
 
     def _inflate(self, chunk: bytes, limit: int) -> bytes:
         try:
@@ -74,16 +72,10 @@ class Prefixed:
         return self._raw.read(n)
 
     def readinto(self, buffer: memoryview) -> int:
-        if self._head:
-            data = self.read(len(buffer))
-            buffer[: len(data)] = data
-            return len(data)
         readinto = getattr(self._raw, "readinto", None)
-        if readinto is not None:
-            return readinto(buffer) or 0
-        data = self._raw.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+        if self._head or readinto is None:
+            return _fill(buffer, self.read(len(buffer)))
+        return readinto(buffer) or 0
 
     def _keep(self, head: bytes, n: int) -> bytes:
         self._head = head[n:]
@@ -101,3 +93,8 @@ def open_stream(raw: BinaryIO) -> Inflated | Prefixed:
     if head == GZIP_MAGIC:
         return Inflated(raw, head)
     return Prefixed(raw, head)
+
+
+def _fill(buffer: memoryview, data: bytes) -> int:
+    buffer[: len(data)] = data
+    return len(data)
